@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# A throwaway OpenSSH server for tests and the demo.
+#   scripts/sshd.sh start DIR   start sshd on a free 127.0.0.1 port (or $SSHD_PORT) with
+#                               keys in DIR; prints PORT=, HOST_KEY=, AUTHORIZED_KEYS=, PID=
+#   scripts/sshd.sh stop DIR    stop it (by the PID it recorded)
+# Host key: DIR/host_ed25519 (made once; delete it to get a new one).
+set -euo pipefail
+cmd=${1:?usage: sshd.sh start|stop DIR}
+dir=$(realpath -m "${2:?usage: sshd.sh start|stop DIR}")
+SSHD=${SSHD:-/usr/sbin/sshd}
+
+stop() {
+  if [ -f "$dir/sshd.pid" ]; then
+    pid=$(cat "$dir/sshd.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$dir/sshd.pid"
+  fi
+}
+
+case "$cmd" in
+  stop) stop; exit 0 ;;
+  start) ;;
+  *) echo "usage: sshd.sh start|stop DIR" >&2; exit 2 ;;
+esac
+
+[ -x "$SSHD" ] || { echo "sshd.sh: $SSHD not found (apt-get install openssh-server)" >&2; exit 1; }
+stop
+mkdir -p /run/sshd "$dir"
+[ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sedx-test-host -f "$dir/host_ed25519"
+touch "$dir/authorized_keys"
+port=${SSHD_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+cat > "$dir/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port $port
+HostKey $dir/host_ed25519
+PidFile $dir/sshd.pidfile
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin prohibit-password
+Subsystem sftp internal-sftp
+LogLevel ERROR
+CONF
+"$SSHD" -t -f "$dir/sshd_config"
+"$SSHD" -D -e -f "$dir/sshd_config" 2>>"$dir/sshd.log" &
+echo $! > "$dir/sshd.pid"
+for _ in $(seq 100); do
+  if ssh-keyscan -p "$port" -t ed25519 127.0.0.1 2>/dev/null | grep -q ssh-ed25519; then
+    echo "PORT=$port"
+    echo "HOST_KEY=$dir/host_ed25519.pub"
+    echo "AUTHORIZED_KEYS=$dir/authorized_keys"
+    echo "PID=$(cat "$dir/sshd.pid")"
+    exit 0
+  fi
+  kill -0 "$(cat "$dir/sshd.pid")" 2>/dev/null || { cat "$dir/sshd.log" >&2; exit 1; }
+  sleep 0.1
+done
+echo "sshd.sh: sshd did not answer on port $port" >&2
+stop
+exit 1

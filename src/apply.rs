@@ -1,0 +1,114 @@
+//! Apply: the records of a verified, valid batch go into the store in one
+//! transaction together with the batch's journal row and the channel's sequence.
+
+use crate::document::{BatchHeader, RecordReader};
+use crate::domain::records::Record;
+use crate::error::{Code, IoContext, Reject, Result};
+use crate::store::{AckStatus, JournalEntry, RecordRejection, Store};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+/// Where a batch came from, for its journal row.
+pub struct Arrival<'a> {
+    pub peer: &'a str,
+    pub set_name: &'a str,
+    pub sha256: &'a str,
+}
+
+fn status_of(accepted: u64, rejected: u64) -> AckStatus {
+    match (accepted, rejected) {
+        (_, 0) => AckStatus::Accepted,
+        (0, _) => AckStatus::Rejected,
+        _ => AckStatus::PartiallyAccepted,
+    }
+}
+
+/// Apply every record of the document at `doc`; a record that breaks a rule is
+/// left out and reported with its reason code, the others are applied.
+pub fn apply_batch(
+    store: &mut Store,
+    doc: &Path,
+    header: &BatchHeader,
+    arrival: &Arrival,
+) -> Result<JournalEntry> {
+    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, File::open(doc).at(doc)?));
+    let mut tx = store.begin_apply()?;
+    let mut index = 0u64;
+    while let Some((kind, raw)) = reader.next_record()? {
+        let checked = match Record::from_raw(kind, &raw) {
+            Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
+                Code::RecDuplicate,
+                format!(
+                    "{} {} appears more than once in this batch",
+                    kind.element(),
+                    rec.key()
+                ),
+            )),
+            other => other,
+        };
+        match checked {
+            Ok(Record::Equipment(e)) => tx.upsert_equipment(&e, &header.id)?,
+            Ok(Record::InspectionReport(r)) => tx.upsert_report(&r, &header.id)?,
+            Err(rej) => {
+                let key = raw
+                    .fields
+                    .iter()
+                    .find(|(k, _)| k == "registrationCode" || k == "reportNumber")
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default();
+                tx.reject(
+                    &header.id,
+                    &RecordRejection {
+                        index,
+                        key,
+                        code: rej.code.as_str().to_string(),
+                        message: rej.detail,
+                    },
+                )?
+            }
+        }
+        index += 1;
+    }
+    let entry = JournalEntry {
+        batch_id: header.id.clone(),
+        peer: arrival.peer.to_string(),
+        seq: header.seq,
+        set_name: arrival.set_name.to_string(),
+        sha256: arrival.sha256.to_string(),
+        status: status_of(tx.accepted, tx.rejected),
+        accepted: tx.accepted,
+        rejected: tx.rejected,
+        reason_code: None,
+        reason_detail: None,
+        acks_sent: 0,
+    };
+    tx.commit(&entry)?;
+    Ok(entry)
+}
+
+/// Journal a batch refused as a whole (its sequence number is used up, so the
+/// channel goes on; the sender learns why from the acknowledgment).
+pub fn reject_batch(
+    store: &mut Store,
+    header: &BatchHeader,
+    arrival: &Arrival,
+    why: &Reject,
+) -> Result<JournalEntry> {
+    let tx = store.begin_apply()?;
+    let entry = JournalEntry {
+        batch_id: header.id.clone(),
+        peer: arrival.peer.to_string(),
+        seq: header.seq,
+        set_name: arrival.set_name.to_string(),
+        sha256: arrival.sha256.to_string(),
+        status: AckStatus::Rejected,
+        accepted: 0,
+        rejected: header.count,
+        reason_code: Some(why.code.as_str().to_string()),
+        reason_detail: Some(why.detail.clone()),
+        acks_sent: 0,
+    };
+    tx.commit(&entry)?;
+    Ok(entry)
+}

@@ -1,0 +1,218 @@
+//! sedx.toml and the folder layout of a node.
+
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "sedx.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Supervision,
+    Inspection,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Supervision => "supervision",
+            Role::Inspection => "inspection",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub id: String,
+    pub role: Role,
+    /// SQLite store, relative to the node folder unless absolute.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// OpenSSH Ed25519 private key that signs outgoing sets.
+    #[serde(default = "default_signing_key")]
+    pub signing_key: PathBuf,
+    /// OpenSSH private key for SFTP logins (separate from the signing key).
+    #[serde(default = "default_login_key")]
+    pub login_key: PathBuf,
+    /// OpenSSH allowed_signers file; principals are node ids.
+    #[serde(default = "default_allowed_signers")]
+    pub allowed_signers: PathBuf,
+    /// A plain file is taken only when its size is unchanged over this interval.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// The watcher rescans this often even without events (events can be lost).
+    #[serde(default = "default_scan_secs")]
+    pub scan_interval_secs: u64,
+    /// Largest payload (.xml.gz or plain .xml) accepted, in bytes.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: u64,
+    /// Largest decompressed document accepted, in bytes (gzip bombs are refused).
+    #[serde(default = "default_max_expanded")]
+    pub max_expanded_bytes: u64,
+}
+
+fn default_store() -> PathBuf {
+    "store.sqlite".into()
+}
+fn default_signing_key() -> PathBuf {
+    "keys/signing_ed25519".into()
+}
+fn default_login_key() -> PathBuf {
+    "keys/login_ed25519".into()
+}
+fn default_allowed_signers() -> PathBuf {
+    "keys/allowed_signers".into()
+}
+fn default_settle_ms() -> u64 {
+    1000
+}
+fn default_scan_secs() -> u64 {
+    10
+}
+fn default_max_payload() -> u64 {
+    1 << 30
+}
+fn default_max_expanded() -> u64 {
+    4 << 30
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: String,
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    /// Login key for this peer; the node's login_key when absent.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Folder on the peer's server where our sets land (its inbound/<our id>/).
+    pub remote_inbound: String,
+    /// Pinned host key: "SHA256:<base64>" or a known_hosts / .pub line.
+    pub host_key: String,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// Node ids name folders and principals: keep them to a safe alphabet.
+pub fn check_node_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "node id {id:?} must be 1-64 of A-Z a-z 0-9 - _"
+        )))
+    }
+}
+
+impl Config {
+    pub fn new(id: &str, role: Role) -> Config {
+        Config {
+            node: NodeSection {
+                id: id.to_string(),
+                role,
+                store: default_store(),
+                signing_key: default_signing_key(),
+                login_key: default_login_key(),
+                allowed_signers: default_allowed_signers(),
+                settle_ms: default_settle_ms(),
+                scan_interval_secs: default_scan_secs(),
+                max_payload_bytes: default_max_payload(),
+                max_expanded_bytes: default_max_expanded(),
+            },
+            peers: Vec::new(),
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Config> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).at(&path)?;
+        let cfg: Config = toml::from_str(&text)
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        check_node_id(&cfg.node.id)?;
+        for p in &cfg.peers {
+            check_node_id(&p.id)?;
+            if p.id == cfg.node.id {
+                return Err(Error::Config(format!("peer {} is this node", p.id)));
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        crate::fsx::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+    }
+
+    pub fn peer(&self, id: &str) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.id == id)
+    }
+}
+
+/// The folders of a node, resolved against its directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub outbound: PathBuf,
+    pub inbound: PathBuf,
+    pub sent: PathBuf,
+    pub archive: PathBuf,
+    pub quarantine: PathBuf,
+    /// Private scratch space (decompressed documents, sets being written).
+    pub work: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+            outbound: root.join("outbound"),
+            inbound: root.join("inbound"),
+            sent: root.join("sent"),
+            archive: root.join("archive"),
+            quarantine: root.join("quarantine"),
+            work: root.join(".work"),
+        }
+    }
+
+    pub fn create(&self) -> Result<()> {
+        for d in [
+            &self.outbound,
+            &self.inbound,
+            &self.sent,
+            &self.archive,
+            &self.quarantine,
+            &self.work,
+        ] {
+            std::fs::create_dir_all(d).at(d)?;
+        }
+        Ok(())
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Identifiers of R2: organization code (GB 11714), unified social credit code
+//! (GB 32100) and the Shanghai registration code of the period.
+
+/// Full-width to half-width, stray spaces removed, letters upper-cased. Real
+/// registers carry all of these; they are normalised, never rejected.
+pub fn normalize_code(s: &str) -> String {
+    s.chars()
+        .filter_map(|c| {
+            let c = match c {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                '\u{3000}' => ' ',
+                _ => c,
+            };
+            (!c.is_whitespace()).then(|| c.to_ascii_uppercase())
+        })
+        .collect()
+}
+
+/// Trim and fold full-width spaces in free text (names, addresses).
+pub fn normalize_text(s: &str) -> String {
+    s.replace('\u{3000}', " ").trim().to_string()
+}
+
+fn alnum_value(c: u8) -> Option<u32> {
+    match c {
+        b'0'..=b'9' => Some((c - b'0') as u32),
+        b'A'..=b'Z' => Some((c - b'A') as u32 + 10),
+        _ => None,
+    }
+}
+
+/// Check an organization code, with or without its hyphen ("XXXXXXXX-X").
+pub fn org_code_valid(code: &str) -> bool {
+    let c: Vec<u8> = code.bytes().filter(|&b| b != b'-').collect();
+    if c.len() != 9 || code.matches('-').count() > 1 {
+        return false;
+    }
+    const W: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
+    let mut sum = 0;
+    for (i, &b) in c[..8].iter().enumerate() {
+        match alnum_value(b) {
+            Some(v) => sum += v * W[i],
+            None => return false,
+        }
+    }
+    let check = match 11 - sum % 11 {
+        10 => b'X',
+        11 => b'0',
+        n => b'0' + n as u8,
+    };
+    c[8] == check
+}
+
+const CREDIT_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// Check a unified social credit code: alphabet, check character and the
+/// embedded organization code (characters 9-17).
+pub fn credit_code_valid(code: &str) -> bool {
+    let b = code.as_bytes();
+    if b.len() != 18 {
+        return false;
+    }
+    let mut vals = [0u32; 18];
+    for (i, ch) in b.iter().enumerate() {
+        match CREDIT_ALPHABET.iter().position(|a| a == ch) {
+            Some(v) => vals[i] = v as u32,
+            None => return false,
+        }
+    }
+    let mut sum = 0;
+    let mut w = 1u32;
+    for v in &vals[..17] {
+        sum += v * w;
+        w = w * 3 % 31;
+    }
+    let check = (31 - sum % 31) % 31;
+    check == vals[17] && org_code_valid(&code[8..17])
+}
+
+/// The organization code embedded in a credit code, written "XXXXXXXX-X".
+pub fn org_code_of_credit(code: &str) -> Option<String> {
+    (code.len() == 18 && code.is_ascii()).then(|| format!("{}-{}", &code[8..16], &code[16..17]))
+}
+
+/// Canonical "XXXXXXXX-X" form of an organization code.
+pub fn canonical_org_code(code: &str) -> String {
+    let c: String = code.chars().filter(|&c| c != '-').collect();
+    if c.len() == 9 && c.is_ascii() {
+        format!("{}-{}", &c[..8], &c[8..])
+    } else {
+        code.to_string()
+    }
+}
+
+/// Why a registration code is malformed, if it is.
+pub fn registration_code_problem(code: &str) -> Option<String> {
+    let b = code.as_bytes();
+    if b.len() != 20 {
+        return Some(format!(
+            "registration code {code:?} has {} characters, not 20",
+            code.chars().count()
+        ));
+    }
+    if !b[..4]
+        .iter()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    {
+        return Some(format!(
+            "registration code {code:?}: category part is not [0-9A-Z]{{4}}"
+        ));
+    }
+    if !b[4..].iter().all(u8::is_ascii_digit) {
+        return Some(format!(
+            "registration code {code:?}: characters 5-20 must be digits"
+        ));
+    }
+    if &code[4..6] != "31" {
+        return Some(format!(
+            "registration code {code:?}: division {} is not in Shanghai",
+            &code[4..10]
+        ));
+    }
+    let year: u32 = code[10..14].parse().unwrap_or(0);
+    let month: u32 = code[14..16].parse().unwrap_or(0);
+    if !(1950..=2100).contains(&year) || !(1..=12).contains(&month) {
+        return Some(format!(
+            "registration code {code:?}: {year}-{month:02} is not a registration month"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_codes() {
+        assert!(org_code_valid("63169638-2"));
+        assert!(org_code_valid("631696382"));
+        assert!(org_code_valid("71526726-X"));
+        assert!(!org_code_valid("63169638-3"));
+        assert!(!org_code_valid("6316963-82"));
+    }
+
+    #[test]
+    fn credit_codes() {
+        for c in [
+            "91310000631696382C",
+            "91310112087994932F",
+            "9144030071526726XG",
+            "91110000600037341L",
+        ] {
+            assert!(credit_code_valid(c), "{c}");
+        }
+        assert!(!credit_code_valid("91310000631696382D"));
+        assert_eq!(
+            org_code_of_credit("9144030071526726XG").unwrap(),
+            "71526726-X"
+        );
+    }
+
+    #[test]
+    fn registration_codes() {
+        assert_eq!(registration_code_problem("21603101012006010101"), None);
+        assert_eq!(registration_code_problem("4D003101152015020001"), None);
+        assert!(registration_code_problem("2160310101200601010").is_some());
+        assert!(registration_code_problem("21604401012006010101").is_some());
+        assert!(registration_code_problem("21603101012006130101").is_some());
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(normalize_code(" ６３１６９６３８－２ "), "63169638-2");
+        assert_eq!(normalize_code("91310000631696382c"), "91310000631696382C");
+    }
+}

@@ -1,0 +1,140 @@
+//! Library errors. A `Reject` is a verdict about a set or document (it goes into a
+//! reason file and a negative acknowledgment); an `Error` is the node failing to work.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Stable reason codes carried in reason files and acknowledgments (docs/reason-codes.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// The set's file name is unsafe or not a regular file.
+    SetName,
+    /// The .sha256 marker is malformed or names another file.
+    SetMarker,
+    /// Size or SHA-256 of the payload differs from the marker.
+    SetChecksum,
+    /// The signature is malformed, of another namespace, by an unknown key, or does not verify.
+    SetSignature,
+    /// The signing key is trusted, but not for the sender of this set.
+    SetSigner,
+    /// The payload is not a complete gzip stream.
+    SetGzip,
+    /// The payload or its expansion exceeds the node's limits.
+    SetTooLarge,
+    /// The document carries a DOCTYPE (no DTDs or entities, ever).
+    XmlDoctype,
+    /// The document is not well-formed XML.
+    XmlMalformed,
+    /// The document is not valid against the XSD.
+    XmlSchema,
+    /// Header says another sender than the peer it arrived from.
+    BatchSender,
+    /// Header says another receiver than this node.
+    BatchReceiver,
+    /// Header lacks a field the wire format requires.
+    BatchHeader,
+    /// Sequence number already used by another batch (replay).
+    BatchSequence,
+    /// The record count in the header differs from the records present.
+    BatchCount,
+    /// A record's registration code is malformed.
+    RecRegistrationCode,
+    /// An organization code has a wrong check character.
+    RecOrgCode,
+    /// A unified social credit code is malformed or disagrees with the organization code.
+    RecCreditCode,
+    /// A mandatory field is missing or a value is out of its domain.
+    RecField,
+    /// The same record key appears twice in one batch.
+    RecDuplicate,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::SetName => "SET-NAME",
+            Code::SetMarker => "SET-MARKER",
+            Code::SetChecksum => "SET-CHECKSUM",
+            Code::SetSignature => "SET-SIGNATURE",
+            Code::SetSigner => "SET-SIGNER",
+            Code::SetGzip => "SET-GZIP",
+            Code::SetTooLarge => "SET-TOO-LARGE",
+            Code::XmlDoctype => "XML-DOCTYPE",
+            Code::XmlMalformed => "XML-MALFORMED",
+            Code::XmlSchema => "XML-SCHEMA",
+            Code::BatchSender => "BATCH-SENDER",
+            Code::BatchReceiver => "BATCH-RECEIVER",
+            Code::BatchHeader => "BATCH-HEADER",
+            Code::BatchSequence => "BATCH-SEQUENCE",
+            Code::BatchCount => "BATCH-COUNT",
+            Code::RecRegistrationCode => "REC-REGCODE",
+            Code::RecOrgCode => "REC-ORGCODE",
+            Code::RecCreditCode => "REC-CREDITCODE",
+            Code::RecField => "REC-FIELD",
+            Code::RecDuplicate => "REC-DUPLICATE",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a set or document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct Reject {
+    pub code: Code,
+    pub detail: String,
+}
+
+impl Reject {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Reject {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("key: {0}")]
+    Key(String),
+    #[error("transport to {peer}: {detail}")]
+    Transport { peer: String, detail: String },
+    #[error("host key of {peer} refused: {detail}")]
+    HostKey { peer: String, detail: String },
+    #[error(transparent)]
+    Rejected(#[from] Reject),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Attach a path to an I/O error.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! sedx: the special-equipment data exchanger between a city's supervision system
+//! (监察) and its inspection system (检验).
+//!
+//! The pipeline is the architecture: [`seal`] (compress, sign, checksum) →
+//! [`ship`] (SFTP push) → [`receive`] (take complete sets) → [`verify`] (checksum,
+//! signature, sender) → [`validate`] (gunzip with a cap, no DOCTYPE, XSD) →
+//! [`apply`] (records into the [`store`]) → [`ack`] (sealed acknowledgment back).
+//! [`domain`] holds the records and rules; it knows nothing of transport.
+
+pub mod ack;
+pub mod apply;
+pub mod config;
+pub mod demo;
+pub mod document;
+pub mod domain;
+pub mod error;
+pub mod faults;
+pub mod fsx;
+pub mod node;
+pub mod outbound;
+pub mod receive;
+pub mod seal;
+pub mod set;
+pub mod ship;
+pub mod signature;
+pub mod store;
+pub mod validate;
+pub mod verify;
+pub mod watch;
+
+pub use error::{Code, Error, Reject, Result};

@@ -1,0 +1,230 @@
+//! The sedx command line.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use sedx::config::Role;
+use sedx::node::Node;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sedx",
+    version,
+    about = "Special-equipment data exchange (监察 ⇄ 检验) over SFTP"
+)]
+struct Cli {
+    /// The node folder (holds sedx.toml).
+    #[arg(long, global = true, env = "SEDX_NODE", default_value = ".")]
+    node: PathBuf,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a node: folders, sedx.toml, signing and login keys.
+    Init {
+        dir: PathBuf,
+        #[arg(long = "id", visible_alias = "node-id")]
+        id: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// Validate a plain batch and seal it into outbound/ (the file itself stays).
+    Seal { file: PathBuf },
+    /// Verify a sealed set (checksum, signature of FROM, gzip, DTD, XSD).
+    Verify {
+        /// The set's .xml.gz (or its .sha256 marker).
+        set: PathBuf,
+        /// The node id the set must be signed by.
+        #[arg(long)]
+        from: String,
+    },
+    /// Validate an XML document (plain or .gz) against the batch or ack XSD.
+    Validate { file: PathBuf },
+    /// Watch the folders and work until stopped.
+    Run {
+        /// One full pass, then exit (non-zero if anything failed).
+        #[arg(long)]
+        once: bool,
+    },
+    /// The node's state: queues, acknowledgments, gaps, quarantine.
+    Status,
+    /// Ship a sent batch again (the receiver answers "duplicate").
+    Resend { batch_id: String },
+    /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
+    Demo(sedx::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEDX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sedx: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(dir: &Path) -> anyhow::Result<Node> {
+    Node::open(dir).with_context(|| format!("opening node {}", dir.display()))
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Init { dir, id, role } => {
+            let info = Node::init(&dir, &id, role)?;
+            println!("node {id} ({}) created in {}", role.as_str(), dir.display());
+            println!();
+            println!("Give each peer this line for its allowed_signers file:");
+            println!("  {}", info.allowed_signers_line);
+            println!("Give each peer's SFTP server this login key (authorized_keys):");
+            println!("  {}", info.login_public_key);
+            match info.host_key_pin {
+                Some(pin) => println!("This machine's SSH host key pin (for peers' host_key): {pin}"),
+                None => println!("No SSH host key found here; peers pin your SFTP server's key with `ssh-keygen -l -E sha256 -f KEY.pub`."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Seal { file } => {
+            let mut node = open(&cli.node)?;
+            let name = sedx::outbound::seal_file(&mut node, &file, true)?;
+            println!("{}", name.payload(&node.layout.outbound).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Verify { set, from } => {
+            let node = open(&cli.node)?;
+            let file = set
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("no file name")?;
+            let (name, _) = sedx::set::SetName::of_file(file)
+                .context("not a part of a sealed set (NAME.xml.gz[.sig|.sha256])")?;
+            let dir = set
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let v = sedx::verify::verify_set(
+                dir,
+                &name,
+                &from,
+                &node.signers(),
+                node.cfg.node.max_payload_bytes,
+            )?;
+            let mut schemas = sedx::validate::Schemas::new()?;
+            let tmp = tempfile_in(&node.layout.work)?;
+            sedx::validate::expand(&name.payload(dir), &tmp.0, node.cfg.node.max_expanded_bytes)?;
+            let scan = schemas.check(&tmp.0, v.kind)?;
+            println!(
+                "OK {name}: sha256 {} signed by {from} ({}), {} document, {} records",
+                v.digest.sha256_hex(),
+                v.signer,
+                v.kind.root(),
+                scan.records
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Validate { file } => {
+            let mut schemas = sedx::validate::Schemas::new()?;
+            let gz = file.extension().is_some_and(|e| e == "gz");
+            let tmp;
+            let path = if gz {
+                tmp = tempfile_in(&std::env::temp_dir())?;
+                sedx::validate::expand(&file, &tmp.0, 4 << 30)?;
+                tmp.0.clone()
+            } else {
+                file.clone()
+            };
+            let f = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+            let root = sedx::document::peek_root(std::io::BufReader::new(f))?;
+            let kind = root.kind;
+            let scan = schemas.check(&path, kind)?;
+            println!(
+                "{} is a valid {} document ({} records)",
+                file.display(),
+                kind.root(),
+                scan.records
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run { once } => {
+            let mut node = open(&cli.node)?;
+            if once {
+                let r = node.pass();
+                report(&r);
+                if !r.errors.is_empty() {
+                    bail!("{} error(s); first: {}", r.errors.len(), r.errors[0]);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            sedx::watch::run(&mut node, report, || false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Status => {
+            let node = open(&cli.node)?;
+            print!("{}", node.status()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Resend { batch_id } => {
+            let node = open(&cli.node)?;
+            let name = node.resend(&batch_id)?;
+            println!("{name} is back in outbound/ and ships on the next pass");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo(args) => {
+            sedx::demo::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(r: &sedx::node::PassReport) {
+    if r.did_something() || !r.errors.is_empty() || r.held > 0 {
+        tracing::info!(
+            sealed = r.sealed,
+            shipped = r.shipped,
+            applied = r.applied,
+            duplicates = r.duplicates,
+            acks = r.acks_received,
+            quarantined = r.quarantined,
+            held = r.held,
+            errors = r.errors.len(),
+            "pass"
+        );
+    }
+    for e in &r.errors {
+        tracing::error!("{e}");
+    }
+}
+
+/// A scratch file removed when dropped.
+struct Scratch(PathBuf);
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_in(dir: &Path) -> anyhow::Result<Scratch> {
+    std::fs::create_dir_all(dir)?;
+    Ok(Scratch(dir.join(format!(
+        ".sedx-cli-{}-{}.xml",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ))))
+}

@@ -1,0 +1,251 @@
+//! A node: its folders, configuration, keys and store, and one full pass of
+//! work (receive, seal, ship).
+
+use crate::config::{Config, Layout, Role};
+use crate::error::{Error, IoContext, Result};
+use crate::set::{self, SetName};
+use crate::signature::{self, AllowedSigners};
+use crate::store::Store;
+use crate::validate::Schemas;
+use crate::{outbound, receive};
+use ssh_key::PrivateKey;
+use std::path::Path;
+
+pub struct Node {
+    pub layout: Layout,
+    pub cfg: Config,
+    pub store: Store,
+    pub(crate) key: PrivateKey,
+    pub(crate) signers: AllowedSigners,
+    pub(crate) schemas: Schemas,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone)]
+pub struct PassReport {
+    pub sealed: u64,
+    pub shipped: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub acks_received: u64,
+    pub quarantined: u64,
+    pub held: u64,
+    /// Plain files still growing: look again after the settle time.
+    pub unsettled: u64,
+    /// Transport and other failures; the sets concerned stay queued.
+    pub errors: Vec<String>,
+}
+
+impl PassReport {
+    pub fn did_something(&self) -> bool {
+        self.sealed
+            + self.shipped
+            + self.applied
+            + self.duplicates
+            + self.acks_received
+            + self.quarantined
+            > 0
+    }
+}
+
+/// What `sedx init` made, for the operator to hand to peers.
+pub struct InitInfo {
+    pub allowed_signers_line: String,
+    pub login_public_key: String,
+    pub host_key_pin: Option<String>,
+}
+
+impl Node {
+    /// Create a node folder: layout, config, signing and login keys.
+    pub fn init(dir: &Path, id: &str, role: Role) -> Result<InitInfo> {
+        crate::config::check_node_id(id)?;
+        if dir.join(crate::config::CONFIG_FILE).exists() {
+            return Err(Error::Config(format!(
+                "{} already holds a node",
+                dir.display()
+            )));
+        }
+        let layout = Layout::new(dir);
+        layout.create()?;
+        let cfg = Config::new(id, role);
+        let keys = layout.resolve(&cfg.node.signing_key);
+        crate::fsx::create_dir_all(keys.parent().unwrap_or(dir))?;
+        let signing = signature::generate_key(&keys, &format!("{id} sedx signing"))?;
+        let login = signature::generate_key(
+            &layout.resolve(&cfg.node.login_key),
+            &format!("{id} sedx login"),
+        )?;
+        let signers_line = format!(
+            "{id} namespaces=\"sedx-batch,sedx-ack\" {}",
+            signing
+                .to_openssh()
+                .map_err(|e| Error::Key(e.to_string()))?
+        );
+        crate::fsx::write_atomic(
+            &layout.resolve(&cfg.node.allowed_signers),
+            format!("# principal = node id; add each peer's line here\n{signers_line}\n")
+                .as_bytes(),
+        )?;
+        cfg.save(dir)?;
+        let host_key_pin = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub")
+            .ok()
+            .and_then(|t| ssh_key::PublicKey::from_openssh(t.trim()).ok())
+            .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string());
+        Ok(InitInfo {
+            allowed_signers_line: signers_line,
+            login_public_key: login.to_openssh().map_err(|e| Error::Key(e.to_string()))?,
+            host_key_pin,
+        })
+    }
+
+    pub fn open(dir: &Path) -> Result<Node> {
+        let cfg = Config::load(dir)?;
+        let layout = Layout::new(dir);
+        layout.create()?;
+        for p in &cfg.peers {
+            crate::fsx::create_dir_all(&layout.inbound.join(&p.id))?;
+        }
+        let store = Store::open(&layout.resolve(&cfg.node.store))?;
+        let key = signature::load_private_key(&layout.resolve(&cfg.node.signing_key))?;
+        let signers = AllowedSigners::load(&layout.resolve(&cfg.node.allowed_signers))?;
+        Ok(Node {
+            layout,
+            cfg,
+            store,
+            key,
+            signers,
+            schemas: Schemas::new()?,
+        })
+    }
+
+    pub fn signers(&self) -> &AllowedSigners {
+        &self.signers
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.node.id
+    }
+
+    /// One full pass: take what arrived (and answer it), seal what was dropped,
+    /// ship what is sealed.
+    pub fn pass(&mut self) -> PassReport {
+        let mut report = PassReport::default();
+        if let Err(e) = receive::receive_all(self, &mut report) {
+            report.errors.push(format!("receive: {e}"));
+        }
+        if let Err(e) = outbound::seal_dropped(self, &mut report) {
+            report.errors.push(format!("seal: {e}"));
+        }
+        if let Err(e) = outbound::ship_all(self, &mut report) {
+            report.errors.push(format!("ship: {e}"));
+        }
+        report
+    }
+
+    /// Ship a sent batch again: its set goes back into outbound/.
+    pub fn resend(&self, batch_id: &str) -> Result<SetName> {
+        let entry = self
+            .store
+            .outbox_by_batch(batch_id)?
+            .ok_or_else(|| Error::Other(format!("no batch {batch_id} was sent from this node")))?;
+        let name = SetName::new(&entry.set_name)?;
+        let mut dir = self.layout.sent.clone();
+        let mut n = 0;
+        while !name.marker(&dir).exists() {
+            n += 1;
+            dir = self.layout.sent.join(format!("dup-{n}"));
+            if !dir.exists() {
+                return Err(Error::Other(format!(
+                    "set {name} of batch {batch_id} is not in sent/"
+                )));
+            }
+        }
+        set::copy_set(&name, &dir, &self.layout.outbound)?;
+        Ok(name)
+    }
+
+    /// A readable summary of the node's state.
+    pub fn status(&self) -> Result<String> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let w = &mut out;
+        let _ = writeln!(w, "node {} ({})", self.id(), self.cfg.node.role.as_str());
+        let queued = set::complete_sets(&self.layout.outbound)?.len();
+        let _ = writeln!(w, "outbound: {queued} set(s) queued");
+        let outbox = self.store.outbox_all()?;
+        for peer in &self.cfg.peers {
+            let _ = writeln!(w, "peer {}:", peer.id);
+            let mine: Vec<_> = outbox
+                .iter()
+                .filter(|e| e.peer == peer.id && e.kind == "batch")
+                .collect();
+            let waiting: Vec<_> = mine.iter().filter(|e| e.state == "shipped").collect();
+            let last_out = mine.iter().filter_map(|e| e.seq).max().unwrap_or(0);
+            let _ = writeln!(
+                w,
+                "  sent: last seq {last_out}; {} awaiting acknowledgment",
+                waiting.len()
+            );
+            for e in &waiting {
+                let _ = writeln!(
+                    w,
+                    "    {} seq {} shipped {} ({}x)",
+                    e.batch_id,
+                    e.seq.unwrap_or(0),
+                    e.shipped_at.as_deref().unwrap_or("-"),
+                    e.ship_count
+                );
+            }
+            for e in mine.iter().filter(|e| e.ack_status.is_some()).rev().take(5) {
+                let _ = writeln!(
+                    w,
+                    "    {} seq {}: {} {}",
+                    e.batch_id,
+                    e.seq.unwrap_or(0),
+                    e.ack_status.as_deref().unwrap_or(""),
+                    e.ack_detail.as_deref().unwrap_or("")
+                );
+            }
+            let expected = self.store.expected_seq(&peer.id)?;
+            let _ = writeln!(w, "  received: applied through seq {}", expected - 1);
+            let held: Vec<_> = self
+                .store
+                .held()?
+                .into_iter()
+                .filter(|h| h.0 == peer.id)
+                .collect();
+            if !held.is_empty() {
+                let seqs: Vec<String> = held.iter().map(|h| h.1.to_string()).collect();
+                let _ = writeln!(
+                    w,
+                    "  GAP: waiting for seq {expected}; holding seq {} since {}",
+                    seqs.join(", "),
+                    held[0].3
+                );
+            }
+        }
+        let q = self.store.quarantined()?;
+        let _ = writeln!(w, "quarantine: {} set(s)", q.len());
+        for (at, peer, name, code, detail) in q.iter().take(20) {
+            let _ = writeln!(
+                w,
+                "  {at} {} {name}: {code} {detail}",
+                peer.as_deref().unwrap_or("outbound")
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Write a reason file next to a quarantined item.
+pub(crate) fn write_reason(dir: &Path, stem: &str, code: &str, detail: &str) -> Result<()> {
+    let text = format!("{code}\n{detail}\n");
+    let path = dir.join(format!("{stem}.reason.txt"));
+    crate::fsx::create_dir_all(dir)?;
+    crate::fsx::write_atomic(&path, text.as_bytes())
+}
+
+/// Check a folder exists (for CLI arguments).
+pub fn require_dir(dir: &Path) -> Result<()> {
+    std::fs::metadata(dir).at(dir).map(|_| ())
+}

@@ -1,0 +1,441 @@
+//! Receive: take complete sets from inbound/<peer>/, verify, validate, apply in
+//! sequence order, acknowledge, and archive; or quarantine with a reason and a
+//! negative acknowledgment.
+
+use crate::ack::{self, AckDoc, AckWriter};
+use crate::apply::{self, Arrival};
+use crate::document::{BatchHeader, DocKind};
+use crate::error::{Code, Error, IoContext, Reject, Result};
+use crate::faults::crash_point;
+use crate::node::{write_reason, Node, PassReport};
+use crate::seal;
+use crate::set::{self, SetName};
+use crate::signature::PayloadDigest;
+use crate::store::{now, AckStatus, JournalEntry};
+use crate::validate::{self, scan_file};
+use crate::verify::{self, Verified};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+/// What became of one set in this pass.
+enum Taken {
+    Done,
+    /// Waiting for an earlier sequence number.
+    Held(u64),
+}
+
+/// Process every peer's inbound folder until no held set can move.
+pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
+    let peers: Vec<String> = node.cfg.peers.iter().map(|p| p.id.clone()).collect();
+    for peer in peers {
+        let dir = node.layout.inbound.join(&peer);
+        let mut held: BTreeMap<u64, SetName> = BTreeMap::new();
+        for name in set::complete_sets(&dir)? {
+            match take(node, &peer, &dir, &name, report) {
+                Ok(Taken::Held(seq)) => {
+                    held.insert(seq, name);
+                }
+                Ok(Taken::Done) => {}
+                Err(e) => report.errors.push(format!("{peer}/{name}: {e}")),
+            }
+        }
+        // Sets that were early: take each as soon as its turn comes.
+        loop {
+            let expected = node.store.expected_seq(&peer)?;
+            let Some(name) = held.remove(&expected) else {
+                break;
+            };
+            if let Err(e) = take(node, &peer, &dir, &name, report) {
+                report.errors.push(format!("{peer}/{name}: {e}"));
+                break;
+            }
+        }
+        report.held += held.len() as u64;
+    }
+    Ok(())
+}
+
+/// A scratch file for the expanded document of a set.
+fn work_file(node: &Node, peer: &str, name: &SetName) -> PathBuf {
+    let h = hex::encode(&Sha256::digest(format!("{peer}/{name}").as_bytes())[..12]);
+    node.layout.work.join(format!("in-{h}.xml"))
+}
+
+struct RemoveOnDrop(PathBuf);
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0); // our scratch copy only
+    }
+}
+
+fn take(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    report: &mut PassReport,
+) -> Result<Taken> {
+    let verified = match verify::verify_set(
+        dir,
+        name,
+        peer,
+        &node.signers,
+        node.cfg.node.max_payload_bytes,
+    ) {
+        Ok(v) => v,
+        Err(rej) => {
+            // An unauthenticated set: we cannot tell a batch from an ack, so answer
+            // unless its (claimed) signature namespace says it is an ack.
+            let is_ack = std::fs::read(name.sig(dir))
+                .ok()
+                .and_then(|b| crate::signature::ParsedSig::parse(&b).ok())
+                .is_some_and(|s| s.namespace() == "sedx-ack");
+            quarantine(node, peer, dir, name, &rej, None, None, !is_ack, report)?;
+            return Ok(Taken::Done);
+        }
+    };
+    let work = work_file(node, peer, name);
+    let _cleanup = RemoveOnDrop(work.clone());
+    let nack = verified.kind == DocKind::Batch;
+    match validate::expand(&name.payload(dir), &work, node.cfg.node.max_expanded_bytes) {
+        Ok(_) => {}
+        Err(Error::Rejected(rej)) => {
+            quarantine(
+                node,
+                peer,
+                dir,
+                name,
+                &rej,
+                None,
+                Some(&verified.digest),
+                nack,
+                report,
+            )?;
+            return Ok(Taken::Done);
+        }
+        Err(e) => return Err(e),
+    }
+    match verified.kind {
+        DocKind::Batch => take_batch(node, peer, dir, name, &verified, &work, report),
+        DocKind::Ack => {
+            take_ack(node, peer, dir, name, &verified, &work, report).map(|_| Taken::Done)
+        }
+    }
+}
+
+fn take_batch(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    verified: &Verified,
+    work: &Path,
+    report: &mut PassReport,
+) -> Result<Taken> {
+    let digest = &verified.digest;
+    let refuse =
+        |node: &mut Node, rej: Reject, header: Option<&BatchHeader>, report: &mut PassReport| {
+            quarantine(
+                node,
+                peer,
+                dir,
+                name,
+                &rej,
+                header,
+                Some(digest),
+                true,
+                report,
+            )
+            .map(|_| Taken::Done)
+        };
+    let scan = match scan_file(work, DocKind::Batch) {
+        Ok(s) => s,
+        Err(Error::Rejected(rej)) => return refuse(node, rej, None, report),
+        Err(e) => return Err(e),
+    };
+    let header = match BatchHeader::from_root(&scan.root) {
+        Ok(h) => h,
+        Err(rej) => return refuse(node, rej, None, report),
+    };
+    if header.from != peer {
+        let rej = Reject::new(
+            Code::BatchSender,
+            format!(
+                "batch says it is from {:?} but arrived from {peer:?}",
+                header.from
+            ),
+        );
+        return refuse(node, rej, Some(&header), report);
+    }
+    if header.to != node.id() {
+        let rej = Reject::new(
+            Code::BatchReceiver,
+            format!(
+                "batch is addressed to {:?}, this node is {:?}",
+                header.to,
+                node.id()
+            ),
+        );
+        return refuse(node, rej, Some(&header), report);
+    }
+    let arrival = Arrival {
+        peer,
+        set_name: name.as_str(),
+        sha256: &digest.sha256_hex(),
+    };
+    if let Some(entry) = node.store.journal(&header.id)? {
+        // Known batch: never applied twice. The first answer (if a crash took it)
+        // is sent as it was; later copies are answered as duplicates.
+        let duplicate = entry.acks_sent > 0;
+        send_ack(node, &entry, duplicate)?;
+        if duplicate {
+            report.duplicates += 1;
+        }
+        set::move_set(name, dir, &node.layout.archive.join(peer))?;
+        return Ok(Taken::Done);
+    }
+    let expected = node.store.expected_seq(peer)?;
+    if header.seq < expected {
+        let rej = Reject::new(
+            Code::BatchSequence,
+            format!(
+                "sequence {} was already used by another batch (expected {expected})",
+                header.seq
+            ),
+        );
+        return refuse(node, rej, Some(&header), report);
+    }
+    if header.seq > expected {
+        node.store
+            .set_held(peer, name.as_str(), header.seq, &header.id)?;
+        return Ok(Taken::Held(header.seq));
+    }
+    let content = node.schemas.validate(work, DocKind::Batch).and_then(|_| {
+        if scan.records == header.count {
+            Ok(())
+        } else {
+            Err(Reject::new(
+                Code::BatchCount,
+                format!(
+                    "header says {} records, the batch holds {}",
+                    header.count, scan.records
+                ),
+            )
+            .into())
+        }
+    });
+    crash_point("before-apply");
+    let entry = match content {
+        Ok(()) => apply::apply_batch(&mut node.store, work, &header, &arrival)?,
+        Err(Error::Rejected(rej)) => {
+            // Authentic but unusable: the sequence number is used up so the channel
+            // goes on, and the set is kept in quarantine with the reason.
+            let entry = apply::reject_batch(&mut node.store, &header, &arrival, &rej)?;
+            send_ack(node, &entry, false)?;
+            quarantine(
+                node,
+                peer,
+                dir,
+                name,
+                &rej,
+                Some(&header),
+                Some(digest),
+                false,
+                report,
+            )?;
+            return Ok(Taken::Done);
+        }
+        Err(e) => return Err(e),
+    };
+    report.applied += 1;
+    tracing::info!(peer, batch = %entry.batch_id, seq = entry.seq, status = entry.status.as_str(),
+        accepted = entry.accepted, rejected = entry.rejected, "applied");
+    crash_point("after-apply");
+    send_ack(node, &entry, false)?;
+    crash_point("after-ack");
+    set::move_set(name, dir, &node.layout.archive.join(peer))?;
+    Ok(Taken::Done)
+}
+
+fn take_ack(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    verified: &Verified,
+    work: &Path,
+    report: &mut PassReport,
+) -> Result<()> {
+    // A broken acknowledgment is quarantined but never answered (no ack loops).
+    let checked = scan_file(work, DocKind::Ack).and_then(|scan| {
+        node.schemas.validate(work, DocKind::Ack)?;
+        let doc = AckDoc::from_root(&scan.root)?;
+        if doc.from != peer || doc.to != node.id() {
+            return Err(Reject::new(
+                Code::BatchSender,
+                format!(
+                    "ack from {:?} to {:?} arrived from {peer:?}",
+                    doc.from, doc.to
+                ),
+            )
+            .into());
+        }
+        Ok(doc)
+    });
+    let doc = match checked {
+        Ok(doc) => doc,
+        Err(Error::Rejected(rej)) => {
+            return quarantine(
+                node,
+                peer,
+                dir,
+                name,
+                &rej,
+                None,
+                Some(&verified.digest),
+                false,
+                report,
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let detail = ack::summarize(BufReader::new(File::open(work).at(work)?), 20)?;
+    let detail = format!(
+        "accepted {}, rejected {}{}{}",
+        doc.accepted,
+        doc.rejected,
+        if detail.is_empty() { "" } else { "; " },
+        detail
+    );
+    let known =
+        node.store
+            .record_ack(doc.batch.as_deref(), &doc.set, doc.status.as_str(), &detail)?;
+    if known {
+        tracing::info!(
+            peer,
+            batch = doc.batch.as_deref().unwrap_or("-"),
+            status = doc.status.as_str(),
+            "acknowledged"
+        );
+    } else {
+        tracing::warn!(peer, set = %doc.set, "acknowledgment for a set this node has no record of");
+    }
+    report.acks_received += 1;
+    set::move_set(name, dir, &node.layout.archive.join(peer))?;
+    Ok(())
+}
+
+/// Seal the acknowledgment of a journaled batch into outbound/.
+fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()> {
+    let doc = AckDoc {
+        from: node.id().to_string(),
+        to: entry.peer.clone(),
+        batch: Some(entry.batch_id.clone()),
+        set: entry.set_name.clone(),
+        sha256: Some(entry.sha256.clone()),
+        status: if duplicate {
+            AckStatus::Duplicate
+        } else {
+            entry.status
+        },
+        original_status: duplicate.then_some(entry.status),
+        seq: Some(entry.seq),
+        accepted: entry.accepted,
+        rejected: entry.rejected,
+        created: now(),
+        reason: entry
+            .reason_code
+            .clone()
+            .map(|c| (c, entry.reason_detail.clone().unwrap_or_default())),
+    };
+    let name = SetName::new(&format!(
+        "{}-{}-ack-{}-{}",
+        node.id(),
+        entry.peer,
+        entry.batch_id,
+        entry.acks_sent + 1
+    ))?;
+    let store = &node.store;
+    seal::seal(
+        &node.layout.outbound,
+        &name,
+        &node.key,
+        DocKind::Ack.sig_namespace(),
+        |w| {
+            let mut aw = AckWriter::begin(w, &doc).at(&name.payload_file())?;
+            store.rejections(&entry.batch_id, |r| aw.record(&r).at(&name.payload_file()))?;
+            aw.end().at(&name.payload_file())?;
+            Ok(())
+        },
+    )?;
+    node.store.count_acks_sent(&entry.batch_id)?;
+    Ok(())
+}
+
+/// Move a refused set to quarantine/<peer>/ with NAME.reason.txt, log it, and
+/// (for batches) answer the sender with a negative acknowledgment.
+#[allow(clippy::too_many_arguments)]
+fn quarantine(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    rej: &Reject,
+    header: Option<&BatchHeader>,
+    digest: Option<&PayloadDigest>,
+    nack: bool,
+    report: &mut PassReport,
+) -> Result<()> {
+    tracing::warn!(peer, set = %name, code = rej.code.as_str(), detail = %rej.detail, "quarantined");
+    if nack {
+        let doc = AckDoc {
+            from: node.id().to_string(),
+            to: peer.to_string(),
+            batch: header.map(|h| h.id.clone()),
+            set: name.as_str().to_string(),
+            sha256: digest.map(PayloadDigest::sha256_hex),
+            status: AckStatus::Rejected,
+            original_status: None,
+            seq: header.map(|h| h.seq).filter(|&s| s > 0),
+            accepted: 0,
+            rejected: header.map(|h| h.count).unwrap_or(0),
+            created: now(),
+            reason: Some((rej.code.as_str().to_string(), rej.detail.clone())),
+        };
+        let tag =
+            Sha256::digest(format!("{name}/{}", doc.sha256.as_deref().unwrap_or("-")).as_bytes());
+        let nack_name = SetName::new(&format!(
+            "{}-{peer}-nack-{}",
+            node.id(),
+            hex::encode(&tag[..8])
+        ))?;
+        seal::seal(
+            &node.layout.outbound,
+            &nack_name,
+            &node.key,
+            DocKind::Ack.sig_namespace(),
+            |w| {
+                AckWriter::begin(w, &doc)
+                    .and_then(|a| a.end())
+                    .at(&nack_name.payload_file())?;
+                Ok(())
+            },
+        )?;
+    }
+    let qdir = node.layout.quarantine.join(peer);
+    let to = set::destination(name, dir, &qdir);
+    write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
+    set::move_into(name, dir, &to)?;
+    node.store.log_quarantine(
+        Some(peer),
+        name.as_str(),
+        rej.code,
+        &rej.detail,
+        &to.display().to_string(),
+    )?;
+    report.quarantined += 1;
+    Ok(())
+}

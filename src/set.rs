@@ -1,0 +1,265 @@
+//! A sealed set on disk: NAME.xml.gz (payload), NAME.xml.gz.sig (SSHSIG) and
+//! NAME.xml.gz.sha256 (a `sha256sum` line; written last, it marks the set complete).
+
+use crate::error::{Code, IoContext, Reject, Result};
+use crate::fsx;
+use std::path::{Path, PathBuf};
+
+pub const PAYLOAD: &str = ".xml.gz";
+pub const SIG: &str = ".xml.gz.sig";
+pub const MARKER: &str = ".xml.gz.sha256";
+/// Largest marker or signature file read (both are a few hundred bytes).
+pub const SMALL_FILE_MAX: u64 = 16 * 1024;
+
+/// Names other programs use while a file is still being written.
+pub fn is_temporary(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    name.starts_with('.')
+        || name.ends_with('~')
+        || [".part", ".filepart", ".partial", ".tmp", ".crdownload"]
+            .iter()
+            .any(|s| lower.ends_with(s))
+}
+
+/// A set's NAME, checked so that it cannot leave its folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SetName(String);
+
+impl SetName {
+    pub fn new(name: &str) -> Result<SetName, Reject> {
+        let ok = !name.is_empty()
+            && name.len() <= 200
+            && !name.starts_with('.')
+            && !name.contains(['/', '\\', '\0'])
+            && !name.chars().any(char::is_control);
+        if ok {
+            Ok(SetName(name.to_string()))
+        } else {
+            Err(Reject::new(
+                Code::SetName,
+                format!("unsafe set name {name:?}"),
+            ))
+        }
+    }
+
+    /// The set a file belongs to, if it is a part of one.
+    pub fn of_file(file: &str) -> Option<(SetName, &'static str)> {
+        for ext in [MARKER, SIG, PAYLOAD] {
+            if let Some(stem) = file.strip_suffix(ext) {
+                return SetName::new(stem).ok().map(|n| (n, ext));
+            }
+        }
+        None
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn payload_file(&self) -> String {
+        format!("{}{PAYLOAD}", self.0)
+    }
+    pub fn payload(&self, dir: &Path) -> PathBuf {
+        dir.join(self.payload_file())
+    }
+    pub fn sig(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}{SIG}", self.0))
+    }
+    pub fn marker(&self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}{MARKER}", self.0))
+    }
+    /// The three files in the order they are written and shipped: marker last.
+    pub fn files(&self, dir: &Path) -> [PathBuf; 3] {
+        [self.payload(dir), self.sig(dir), self.marker(dir)]
+    }
+}
+
+impl std::fmt::Display for SetName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The content of a .sha256 marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub sha256_hex: String,
+    pub file: String,
+}
+
+impl Marker {
+    /// One `sha256sum` line: 64 hex digits, two spaces (or space and '*'), the file name.
+    pub fn parse(text: &[u8]) -> Result<Marker, Reject> {
+        let bad = |why: &str| Reject::new(Code::SetMarker, why.to_string());
+        let text = std::str::from_utf8(text).map_err(|_| bad("marker is not UTF-8"))?;
+        let line = text.strip_suffix('\n').unwrap_or(text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.contains('\n') {
+            return Err(bad("marker must be exactly one line"));
+        }
+        let (hash, rest) = line
+            .split_at_checked(64)
+            .ok_or_else(|| bad("marker is shorter than a SHA-256"))?;
+        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("marker does not start with 64 hex digits"));
+        }
+        let file = rest
+            .strip_prefix("  ")
+            .or_else(|| rest.strip_prefix(" *"))
+            .ok_or_else(|| bad("marker is not in sha256sum format"))?;
+        Ok(Marker {
+            sha256_hex: hash.to_ascii_lowercase(),
+            file: file.to_string(),
+        })
+    }
+
+    pub fn line(sha256_hex: &str, file: &str) -> String {
+        format!("{sha256_hex}  {file}\n")
+    }
+}
+
+/// Read a small file, refusing anything larger than `max` (or not a regular file).
+pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, Reject> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| Reject::new(Code::SetMarker, format!("{}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(Reject::new(
+            Code::SetName,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    if meta.len() > max {
+        return Err(Reject::new(
+            Code::SetTooLarge,
+            format!("{} is {} bytes (limit {max})", path.display(), meta.len()),
+        ));
+    }
+    std::fs::read(path)
+        .map_err(|e| Reject::new(Code::SetMarker, format!("{}: {e}", path.display())))
+}
+
+/// Sets in `dir` whose marker is present, in name order.
+pub fn complete_sets(dir: &Path) -> Result<Vec<SetName>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).at(dir),
+    };
+    for entry in rd {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_temporary(name) {
+            continue;
+        }
+        if let Some((set, MARKER)) = SetName::of_file(name) {
+            out.push(set);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Where a set goes in `dst`: `dst` itself, or `dst/dup-N/` when a set of that name
+/// is already there (nothing is ever overwritten). A set half-moved by an
+/// interrupted earlier call is completed in the same place.
+pub fn destination(name: &SetName, src: &Path, dst: &Path) -> PathBuf {
+    let mut candidate = dst.to_path_buf();
+    let mut n = 0;
+    loop {
+        let taken = name.marker(&candidate).exists()
+            || name
+                .files(src)
+                .iter()
+                .zip(name.files(&candidate))
+                .any(|(from, there)| from.exists() && there.exists());
+        if !taken {
+            return candidate;
+        }
+        n += 1;
+        candidate = dst.join(format!("dup-{n}"));
+    }
+}
+
+/// Move a set's files from `src` to `dst` (marker last); returns the folder used.
+pub fn move_set(name: &SetName, src: &Path, dst: &Path) -> Result<PathBuf> {
+    let to = destination(name, src, dst);
+    move_into(name, src, &to)?;
+    Ok(to)
+}
+
+/// Move a set's files into exactly `to` (chosen with [`destination`]).
+pub fn move_into(name: &SetName, src: &Path, to: &Path) -> Result<()> {
+    fsx::create_dir_all(to)?;
+    for (from, into) in name.files(src).iter().zip(name.files(to)) {
+        if from.exists() {
+            fsx::rename(from, &into)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copy a set into `dst` for shipping again (marker last, so it is taken complete).
+pub fn copy_set(name: &SetName, src: &Path, dst: &Path) -> Result<()> {
+    for (from, into) in name.files(src).iter().zip(name.files(dst)) {
+        fsx::copy(from, &into)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(SetName::new("../x").is_err());
+        assert!(SetName::new(".hidden").is_err());
+        assert!(SetName::new("a\nb").is_err());
+        assert!(SetName::new("批次-2026").is_ok());
+        assert_eq!(SetName::of_file("a.xml.gz.sha256").unwrap().1, MARKER);
+        assert!(is_temporary("x.xml.part") && is_temporary(".x") && !is_temporary("x.xml"));
+    }
+
+    #[test]
+    fn markers() {
+        let h = "a".repeat(64);
+        assert_eq!(
+            Marker::parse(format!("{h}  n.xml.gz\n").as_bytes())
+                .unwrap()
+                .file,
+            "n.xml.gz"
+        );
+        assert_eq!(
+            Marker::parse(format!("{h} *n.xml.gz").as_bytes())
+                .unwrap()
+                .file,
+            "n.xml.gz"
+        );
+        assert!(Marker::parse(b"zz  n").is_err());
+        assert!(Marker::parse(format!("{h} n.xml.gz").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn move_never_overwrites() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        let n = SetName::new("s").unwrap();
+        for round in 0..2 {
+            for f in n.files(&a) {
+                std::fs::write(&f, format!("{round}")).unwrap();
+            }
+            let to = move_set(&n, &a, &b).unwrap();
+            assert_eq!(
+                to,
+                if round == 0 {
+                    b.clone()
+                } else {
+                    b.join("dup-1")
+                }
+            );
+        }
+        assert_eq!(std::fs::read_to_string(n.payload(&b)).unwrap(), "0");
+    }
+}

@@ -1,0 +1,126 @@
+//! Validate: expand a payload with a cap on its size, refuse DTDs, and check the
+//! document against the XSD with libxml2.
+
+use crate::document::{self, DocKind, Scan};
+use crate::error::{Code, Error, IoContext, Reject, Result};
+use flate2::bufread::MultiGzDecoder;
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+pub const BATCH_XSD: &str = include_str!("../xsd/batch.xsd");
+pub const ACK_XSD: &str = include_str!("../xsd/ack.xsd");
+
+/// Decompress `gz` into `out`, refusing more than `cap` bytes of output. A
+/// truncated or corrupt stream is refused, not half-read.
+pub fn expand(gz: &Path, out: &Path, cap: u64) -> Result<u64> {
+    let input = BufReader::with_capacity(1 << 20, File::open(gz).at(gz)?);
+    let mut dec = MultiGzDecoder::new(input).take(cap + 1);
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(out).at(out)?);
+    let n = std::io::copy(&mut dec, &mut w).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::UnexpectedEof => Error::Rejected(Reject::new(
+            Code::SetGzip,
+            format!("payload is not a complete gzip stream: {e}"),
+        )),
+        _ => Error::Io {
+            path: gz.to_path_buf(),
+            source: e,
+        },
+    })?;
+    w.flush().at(out)?;
+    if n > cap {
+        return Err(Reject::new(
+            Code::SetTooLarge,
+            format!("payload expands beyond the limit of {cap} bytes"),
+        )
+        .into());
+    }
+    Ok(n)
+}
+
+/// Compiled schemas, built once per process.
+pub struct Schemas {
+    batch: SchemaValidationContext,
+    ack: SchemaValidationContext,
+}
+
+fn compile(xsd: &str) -> Result<SchemaValidationContext> {
+    let mut parser = SchemaParserContext::from_buffer(xsd);
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
+        Error::Other(format!(
+            "built-in XSD does not compile: {}",
+            errs.iter()
+                .filter_map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })
+}
+
+impl Schemas {
+    pub fn new() -> Result<Schemas> {
+        Ok(Schemas {
+            batch: compile(BATCH_XSD)?,
+            ack: compile(ACK_XSD)?,
+        })
+    }
+
+    /// Check a plain XML file: a first streaming pass refuses a DOCTYPE or
+    /// malformed XML (quick-xml never expands entities), then libxml2 validates.
+    pub fn check(&mut self, path: &Path, expect: DocKind) -> Result<Scan> {
+        let scan = scan_file(path, expect)?;
+        self.validate(path, expect)?;
+        Ok(scan)
+    }
+
+    /// XSD validation of a file that has passed [`scan_file`].
+    pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<()> {
+        let ctx = match kind {
+            DocKind::Batch => &mut self.batch,
+            DocKind::Ack => &mut self.ack,
+        };
+        let path_str = path
+            .to_str()
+            .filter(|s| !s.contains('\0'))
+            .ok_or_else(|| Error::Other(format!("{} is not a usable path", path.display())))?;
+        ctx.validate_file(path_str).map_err(|errs| {
+            let first = errs.first();
+            let detail = match first {
+                Some(e) => format!(
+                    "line {}, column {}: {}",
+                    e.line.unwrap_or(0),
+                    e.col.unwrap_or(0),
+                    e.message.as_deref().unwrap_or("invalid").trim()
+                ),
+                None => "invalid against the XSD".to_string(),
+            };
+            let more = if errs.len() > 1 {
+                format!(" (and {} more)", errs.len() - 1)
+            } else {
+                String::new()
+            };
+            Error::Rejected(Reject::new(Code::XmlSchema, format!("{detail}{more}")))
+        })
+    }
+}
+
+/// The streaming pre-pass: no DOCTYPE, well-formed, root of the expected kind.
+pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
+    let f = File::open(path).at(path)?;
+    let scan = document::scan(BufReader::with_capacity(1 << 16, f))?;
+    if scan.root.kind != expect {
+        return Err(Reject::new(
+            Code::XmlSchema,
+            format!(
+                "expected a <{}> document, found <{}>",
+                expect.root(),
+                scan.root.kind.root()
+            ),
+        )
+        .into());
+    }
+    Ok(scan)
+}

@@ -1,0 +1,49 @@
+//! The watcher: react to file events (notify) and rescan on an interval anyway,
+//! because events can be lost.
+
+use crate::error::{Error, Result};
+use crate::node::{Node, PassReport};
+use notify::{RecursiveMode, Watcher};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Run passes until `stop` returns true (checked between passes).
+pub fn run(
+    node: &mut Node,
+    mut on_pass: impl FnMut(&PassReport),
+    stop: impl Fn() -> bool,
+) -> Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if ev.is_ok() {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| Error::Other(format!("watcher: {e}")))?;
+    for dir in [&node.layout.outbound, &node.layout.inbound] {
+        watcher
+            .watch(dir, RecursiveMode::Recursive)
+            .map_err(|e| Error::Other(format!("watch {}: {e}", dir.display())))?;
+    }
+    let interval = Duration::from_secs(node.cfg.node.scan_interval_secs.max(1));
+    let settle = Duration::from_millis(node.cfg.node.settle_ms.max(50));
+    while !stop() {
+        let report = node.pass();
+        on_pass(&report);
+        let wait = if report.unsettled > 0 {
+            settle
+        } else {
+            interval
+        };
+        match rx.recv_timeout(wait) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Other("watcher stopped".into()))
+            }
+        }
+        // Let a burst of events settle into one pass.
+        std::thread::sleep(Duration::from_millis(50));
+        while rx.try_recv().is_ok() {}
+    }
+    Ok(())
+}
