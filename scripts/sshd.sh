@@ -46,7 +46,7 @@ Subsystem sftp internal-sftp
 LogLevel ERROR
 CONF
 "$SSHD" -t -f "$dir/sshd_config"
-"$SSHD" -D -e -f "$dir/sshd_config" 2>>"$dir/sshd.log" &
+"$SSHD" -D -e -f "$dir/sshd_config" </dev/null >>"$dir/sshd.log" 2>&1 &
 echo $! > "$dir/sshd.pid"
 for _ in $(seq 100); do
   if ssh-keyscan -p "$port" -t ed25519 127.0.0.1 2>/dev/null | grep -q ssh-ed25519; then

@@ -1,0 +1,191 @@
+//! Test harness: a real OpenSSH sshd (scripts/sshd.sh) and two real nodes.
+#![allow(dead_code)]
+
+use sedx::config::Config;
+use sedx::demo::{pair, DemoArgs};
+use sedx::node::{Node, PassReport};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const INSP: &str = "insp-city";
+pub const SUP: &str = "sup-city";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private sshd on a free loopback port, stopped when dropped.
+pub struct Sshd {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub host_key: PathBuf,
+    pub authorized_keys: PathBuf,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_on(dir, None)
+    }
+
+    pub fn start_on(dir: &Path, port: Option<u16>) -> Sshd {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("scripts/sshd.sh"))
+            .arg("start")
+            .arg(dir);
+        if let Some(p) = port {
+            cmd.env("SSHD_PORT", p.to_string());
+        }
+        let out = cmd.output().expect("run scripts/sshd.sh");
+        assert!(
+            out.status.success(),
+            "sshd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("sshd.sh printed no {k}: {text}"))
+                .to_string()
+        };
+        Sshd {
+            dir: dir.to_path_buf(),
+            port: get("PORT").parse().unwrap(),
+            host_key: get("HOST_KEY").into(),
+            authorized_keys: get("AUTHORIZED_KEYS").into(),
+        }
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An inspection node and a supervision node that reach each other through `sshd`.
+pub struct Pair {
+    pub tmp: tempfile::TempDir,
+    pub sshd: Sshd,
+    pub insp: PathBuf,
+    pub sup: PathBuf,
+}
+
+pub fn whoami() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let tmp = tempfile::tempdir().unwrap();
+        let sshd = Sshd::start(&tmp.path().join("sshd"));
+        let args = DemoArgs {
+            dir: tmp.path().join("nodes"),
+            sshd_port: sshd.port,
+            host_key: sshd.host_key.clone(),
+            authorized_keys: sshd.authorized_keys.clone(),
+            user: whoami(),
+        };
+        let (insp, sup) = pair(&args).unwrap();
+        for dir in [&insp, &sup] {
+            let mut cfg = Config::load(dir).unwrap();
+            cfg.node.settle_ms = 50;
+            cfg.save(dir).unwrap();
+        }
+        Pair {
+            tmp,
+            sshd,
+            insp,
+            sup,
+        }
+    }
+
+    pub fn insp(&self) -> Node {
+        Node::open(&self.insp).unwrap()
+    }
+    pub fn sup(&self) -> Node {
+        Node::open(&self.sup).unwrap()
+    }
+
+    /// One pass of a node, which must not report errors.
+    pub fn pass(&self, dir: &Path) -> PassReport {
+        let r = Node::open(dir).unwrap().pass();
+        assert!(
+            r.errors.is_empty(),
+            "pass of {} failed: {:?}",
+            dir.display(),
+            r.errors
+        );
+        r
+    }
+
+    /// Drop a plain batch into the inspection node's outbound.
+    pub fn drop_batch(&self, file: &str, xml: &str) {
+        let path = self.insp.join("outbound").join(file);
+        std::fs::write(&path, xml).unwrap();
+    }
+
+    /// The inbound folder of the supervision node for the inspection node's sets.
+    pub fn sup_inbound(&self) -> PathBuf {
+        self.sup.join("inbound").join(INSP)
+    }
+}
+
+/// Run the sedx binary against a node.
+pub fn sedx(node: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(node)
+        .args(args)
+        .output()
+        .expect("run sedx")
+}
+
+pub fn sql_count(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+pub fn sql_text(db: &Path, sql: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).ok()
+}
+
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn sample_batch() -> String {
+    sedx::demo::SAMPLE_BATCH.to_string()
+}
+
+/// A small valid batch with `n` equipment records whose codes start at `first`.
+pub fn equipment_batch(first: u32, n: u32) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"urn:sedx:batch:1\" from=\"insp-city\" to=\"sup-city\">\n");
+    for i in first..first + n {
+        s.push_str(&format!(
+            "  <equipment><registrationCode>3110310101200605{i:04}</registrationCode><category>3110</category><userUnit>上海测试单位{i}</userUnit><orgCode>63169638-2</orgCode></equipment>\n"
+        ));
+    }
+    s.push_str("</batch>\n");
+    s
+}
