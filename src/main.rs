@@ -123,7 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dir,
                 &name,
                 &from,
-                &node.signers(),
+                node.signers(),
                 node.cfg.node.max_payload_bytes,
             )?;
             let mut schemas = sedx::validate::Schemas::new()?;

@@ -226,12 +226,9 @@ impl Node {
         }
         let q = self.store.quarantined()?;
         let _ = writeln!(w, "quarantine: {} set(s)", q.len());
-        for (at, peer, name, code, detail) in q.iter().take(20) {
-            let _ = writeln!(
-                w,
-                "  {at} {} {name}: {code} {detail}",
-                peer.as_deref().unwrap_or("outbound")
-            );
+        for e in q.iter().take(20) {
+            let from = e.peer.as_deref().unwrap_or("outbound");
+            let _ = writeln!(w, "  {} {from} {}: {} {}", e.at, e.name, e.code, e.detail);
         }
         Ok(out)
     }

@@ -365,9 +365,9 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
         &node.key,
         DocKind::Ack.sig_namespace(),
         |w| {
-            let mut aw = AckWriter::begin(w, &doc).at(&name.payload_file())?;
-            store.rejections(&entry.batch_id, |r| aw.record(&r).at(&name.payload_file()))?;
-            aw.end().at(&name.payload_file())?;
+            let mut aw = AckWriter::begin(w, &doc).at(name.payload_file())?;
+            store.rejections(&entry.batch_id, |r| aw.record(&r).at(name.payload_file()))?;
+            aw.end().at(name.payload_file())?;
             Ok(())
         },
     )?;
@@ -420,7 +420,7 @@ fn quarantine(
             |w| {
                 AckWriter::begin(w, &doc)
                     .and_then(|a| a.end())
-                    .at(&nack_name.payload_file())?;
+                    .at(nack_name.payload_file())?;
                 Ok(())
             },
         )?;

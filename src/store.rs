@@ -64,6 +64,17 @@ pub struct RecordRejection {
     pub message: String,
 }
 
+/// An item refused into quarantine/.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub at: String,
+    /// None for a dropped file refused on the way out.
+    pub peer: Option<String>,
+    pub name: String,
+    pub code: String,
+    pub detail: String,
+}
+
 /// A set this node sends, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -418,13 +429,19 @@ impl Store {
         Ok(())
     }
 
-    /// Quarantined sets, newest first: (at, peer, set_name, code, detail).
-    pub fn quarantined(&self) -> Result<Vec<(String, Option<String>, String, String, String)>> {
+    /// Quarantined items, newest first.
+    pub fn quarantined(&self) -> Result<Vec<Quarantined>> {
         let mut st = self
             .conn
             .prepare("SELECT at, peer, set_name, code, detail FROM quarantine ORDER BY id DESC")?;
         let rows = st.query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok(Quarantined {
+                at: r.get(0)?,
+                peer: r.get(1)?,
+                name: r.get(2)?,
+                code: r.get(3)?,
+                detail: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

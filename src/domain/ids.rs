@@ -31,8 +31,13 @@ fn alnum_value(c: u8) -> Option<u32> {
 
 /// Check an organization code, with or without its hyphen ("XXXXXXXX-X").
 pub fn org_code_valid(code: &str) -> bool {
-    let c: Vec<u8> = code.bytes().filter(|&b| b != b'-').collect();
-    if c.len() != 9 || code.matches('-').count() > 1 {
+    // "XXXXXXXXX" or "XXXXXXXX-X": a hyphen, if any, stands before the check character.
+    let c: Vec<u8> = match code.find('-') {
+        None => code.bytes().collect(),
+        Some(8) if code.len() == 10 => code.bytes().filter(|&b| b != b'-').collect(),
+        Some(_) => return false,
+    };
+    if c.len() != 9 {
         return false;
     }
     const W: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
