@@ -16,6 +16,32 @@ pub struct Arrival<'a> {
     pub sha256: &'a str,
 }
 
+impl Arrival<'_> {
+    /// The journal row of this arrival with its outcome.
+    fn journal(
+        &self,
+        header: &BatchHeader,
+        status: AckStatus,
+        accepted: u64,
+        rejected: u64,
+        why: Option<&Reject>,
+    ) -> JournalEntry {
+        JournalEntry {
+            batch_id: header.id.clone(),
+            peer: self.peer.to_string(),
+            seq: header.seq,
+            set_name: self.set_name.to_string(),
+            sha256: self.sha256.to_string(),
+            status,
+            accepted,
+            rejected,
+            reason_code: why.map(|w| w.code.as_str().to_string()),
+            reason_detail: why.map(|w| w.detail.clone()),
+            acks_sent: 0,
+        }
+    }
+}
+
 fn status_of(accepted: u64, rejected: u64) -> AckStatus {
     match (accepted, rejected) {
         (_, 0) => AckStatus::Accepted,
@@ -70,19 +96,8 @@ pub fn apply_batch(
         }
         index += 1;
     }
-    let entry = JournalEntry {
-        batch_id: header.id.clone(),
-        peer: arrival.peer.to_string(),
-        seq: header.seq,
-        set_name: arrival.set_name.to_string(),
-        sha256: arrival.sha256.to_string(),
-        status: status_of(tx.accepted, tx.rejected),
-        accepted: tx.accepted,
-        rejected: tx.rejected,
-        reason_code: None,
-        reason_detail: None,
-        acks_sent: 0,
-    };
+    let status = status_of(tx.accepted, tx.rejected);
+    let entry = arrival.journal(header, status, tx.accepted, tx.rejected, None);
     tx.commit(&entry)?;
     Ok(entry)
 }
@@ -96,19 +111,7 @@ pub fn reject_batch(
     why: &Reject,
 ) -> Result<JournalEntry> {
     let tx = store.begin_apply()?;
-    let entry = JournalEntry {
-        batch_id: header.id.clone(),
-        peer: arrival.peer.to_string(),
-        seq: header.seq,
-        set_name: arrival.set_name.to_string(),
-        sha256: arrival.sha256.to_string(),
-        status: AckStatus::Rejected,
-        accepted: 0,
-        rejected: header.count,
-        reason_code: Some(why.code.as_str().to_string()),
-        reason_detail: Some(why.detail.clone()),
-        acks_sent: 0,
-    };
+    let entry = arrival.journal(header, AckStatus::Rejected, 0, header.count, Some(why));
     tx.commit(&entry)?;
     Ok(entry)
 }

@@ -277,10 +277,11 @@ impl<R: BufRead> RecordReader<R> {
     pub fn next_record(&mut self) -> Result<Option<(RecordKind, RawRecord)>, Reject> {
         loop {
             self.buf.clear();
+            let pos = self.reader.buffer_position();
             let ev = self
                 .reader
                 .read_event_into(&mut self.buf)
-                .map_err(|e| malformed(e, 0))?;
+                .map_err(|e| malformed(e, pos))?;
             match ev {
                 Event::DocType(_) => return Err(doctype_reject()),
                 Event::Start(e) => {
@@ -311,10 +312,11 @@ impl<R: BufRead> RecordReader<R> {
         let mut current: Option<(String, String)> = None;
         loop {
             self.buf.clear();
+            let pos = self.reader.buffer_position();
             let ev = self
                 .reader
                 .read_event_into(&mut self.buf)
-                .map_err(|e| malformed(e, 0))?;
+                .map_err(|e| malformed(e, pos))?;
             match ev {
                 Event::Start(e) => {
                     current = Some((
