@@ -2,7 +2,8 @@
 //! transaction together with the batch's journal row and the channel's sequence.
 
 use crate::document::{BatchHeader, RecordReader};
-use crate::domain::records::Record;
+use crate::domain::rules::{judge, Direction, Policy, Verdict};
+use crate::domain::{Record, Role};
 use crate::error::{Code, IoContext, Reject, Result};
 use crate::store::{AckStatus, JournalEntry, RecordRejection, Store};
 use std::fs::File;
@@ -50,19 +51,22 @@ fn status_of(accepted: u64, rejected: u64) -> AckStatus {
     }
 }
 
-/// Apply every record of the document at `doc`; a record that breaks a rule is
-/// left out and reported with its reason code, the others are applied.
+/// Apply every record of the document at `doc`, sent by a peer of role
+/// `sender`; a record that breaks a rule is left out and reported with its
+/// reason code, the others are applied.
 pub fn apply_batch(
     store: &mut Store,
     doc: &Path,
     header: &BatchHeader,
     arrival: &Arrival,
+    policy: &Policy,
+    sender: Role,
 ) -> Result<JournalEntry> {
     let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, File::open(doc).at(doc)?));
     let mut tx = store.begin_apply()?;
     let mut index = 0u64;
     while let Some((kind, raw)) = reader.next_record()? {
-        let checked = match Record::from_raw(kind, &raw) {
+        let verdict = match Record::from_raw(kind, &raw) {
             Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
                 Code::RecDuplicate,
                 format!(
@@ -71,27 +75,43 @@ pub fn apply_batch(
                     rec.key()
                 ),
             )),
-            other => other,
+            Ok(rec) => match judge(policy, Direction::Receiving, sender, &rec, &mut tx)? {
+                Verdict::Accept { national } => Ok((rec, national)),
+                Verdict::Reject(r) => Err(r),
+                Verdict::HoldUntil(_) | Verdict::KeepHome => {
+                    Err(Reject::new(Code::RecField, "not receivable"))
+                }
+            },
+            Err(r) => Err(r),
         };
-        match checked {
-            Ok(Record::Equipment(e)) => tx.upsert_equipment(&e, &header.id)?,
-            Ok(Record::InspectionReport(r)) => tx.upsert_report(&r, &header.id)?,
+        match verdict {
+            Ok((rec, national)) => {
+                for w in &rec.warnings {
+                    tracing::warn!(batch = %header.id, key = rec.key(), "{w}");
+                }
+                let found = tx.upsert(&rec, sender, arrival.peer, Some(&header.id))?;
+                for d in &found {
+                    tracing::warn!(peer = arrival.peer, key = %d.key, field = %d.field, "discrepancy (not applied)");
+                    tx.record_discrepancy(arrival.peer, Some(&header.id), d)?;
+                }
+                if national {
+                    tx.flag_national(rec.key())?;
+                }
+            }
             Err(rej) => {
                 let key = raw
                     .fields
                     .iter()
-                    .find(|(k, _)| k == "registrationCode" || k == "reportNumber")
+                    .find(|(k, _)| k == kind.spec().key)
                     .map(|(_, v)| v.trim().to_string())
                     .unwrap_or_default();
-                tx.reject(
-                    &header.id,
-                    &RecordRejection {
-                        index,
-                        key,
-                        code: rej.code.as_str().to_string(),
-                        message: rej.detail,
-                    },
-                )?
+                let rejection = RecordRejection {
+                    index,
+                    key,
+                    code: rej.code.as_str().to_string(),
+                    message: rej.detail,
+                };
+                tx.reject(&header.id, &rejection)?
             }
         }
         index += 1;

@@ -2,25 +2,12 @@
 
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const CONFIG_FILE: &str = "sedx.toml";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Supervision,
-    Inspection,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Supervision => "supervision",
-            Role::Inspection => "inspection",
-        }
-    }
-}
+pub use crate::domain::Role;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +80,31 @@ pub struct PeerConfig {
     pub remote_inbound: String,
     /// Pinned host key: "SHA256:<base64>" or a known_hosts / .pub line.
     pub host_key: String,
+    /// The inspection agency this peer speaks for (routes records by their
+    /// responsible agency on a supervision node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+}
+
+/// Settings of the notice's rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    /// Category code prefix → first day of exchange (R9).
+    #[serde(default = "crate::domain::rules::default_rollout")]
+    pub rollout: BTreeMap<String, String>,
+    /// National-level agencies (R16).
+    #[serde(default)]
+    pub national_agencies: Vec<String>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            rollout: crate::domain::rules::default_rollout(),
+            national_agencies: Vec::new(),
+        }
+    }
 }
 
 fn default_port() -> u16 {
@@ -103,6 +115,8 @@ fn default_port() -> u16 {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub node: NodeSection,
+    #[serde(default)]
+    pub rules: RulesSection,
     #[serde(default, rename = "peer")]
     pub peers: Vec<PeerConfig>,
 }
@@ -139,8 +153,25 @@ impl Config {
                 max_payload_bytes: default_max_payload(),
                 max_expanded_bytes: default_max_expanded(),
             },
+            rules: RulesSection::default(),
             peers: Vec::new(),
         }
+    }
+
+    /// The rules' settings with today's date.
+    pub fn policy(&self) -> crate::domain::rules::Policy {
+        crate::domain::rules::Policy {
+            rollout: self.rules.rollout.clone(),
+            national_agencies: self.rules.national_agencies.clone(),
+            today: crate::domain::rules::today_shanghai(),
+        }
+    }
+
+    /// The peer that speaks for an inspection agency.
+    pub fn peer_for_agency(&self, agency: &str) -> Option<&PeerConfig> {
+        self.peers
+            .iter()
+            .find(|p| p.agency.as_deref() == Some(agency))
     }
 
     pub fn load(dir: &Path) -> Result<Config> {

@@ -83,6 +83,7 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
                 .display()
                 .to_string(),
             host_key: pin.clone(),
+            agency: None,
         });
         cfg.save(dir)?;
         append(&dir.join("keys/allowed_signers"), peer_line)?;
@@ -137,17 +138,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "11203101122006040013",
         "40003101072006030021",
     ] {
-        match sup.store.equipment(code)? {
-            Some((cat, unit, org)) => {
-                println!(
-                    "  equipment {code} category {cat} {unit} org {}",
-                    org.unwrap_or_default()
-                );
-                for (no, kind, date, concl) in sup.store.reports_of(code)? {
-                    println!("    report {no} {kind} {date} {concl}");
-                }
-            }
-            None => println!("  equipment {code}: not applied (rejected, see the acknowledgment)"),
+        match crate::views::equipment_show(&sup.store, code)? {
+            Some(view) => print!("{view}"),
+            None => println!("equipment {code}: not applied (rejected, see the acknowledgment)"),
         }
     }
     println!("\nStatus of the inspection node:\n{}", insp.status()?);

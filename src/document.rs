@@ -1,7 +1,7 @@
 //! The XML documents on the wire: the batch and the acknowledgment. Streaming
 //! readers and writers over quick-xml; nothing here holds a whole document.
 
-use crate::domain::records::{RawRecord, RecordKind};
+use crate::domain::{RawRecord, RecordKind};
 use crate::error::{Code, Reject};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Reader, Writer};

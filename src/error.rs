@@ -47,6 +47,20 @@ pub enum Code {
     RecField,
     /// The same record key appears twice in one batch.
     RecDuplicate,
+    /// Sent by the side that does not own this kind of record (R4).
+    RecOwner,
+    /// A non-statutory inspection report (R15).
+    RecNonStatutory,
+    /// An inspection report not yet approved, or a request without the superior's approval.
+    RecUnapproved,
+    /// The record's category is not exchanged yet (R9).
+    RecRollout,
+    /// A report about equipment neither in the batch nor on record (R10).
+    RecNoEquipment,
+    /// The agency is neither responsible nor temporarily granted (R12, R13).
+    RecResponsibility,
+    /// The record has no peer to go to (no responsible agency among the peers).
+    RecRoute,
 }
 
 impl Code {
@@ -72,6 +86,13 @@ impl Code {
             Code::RecCreditCode => "REC-CREDITCODE",
             Code::RecField => "REC-FIELD",
             Code::RecDuplicate => "REC-DUPLICATE",
+            Code::RecOwner => "REC-OWNER",
+            Code::RecNonStatutory => "REC-NONSTATUTORY",
+            Code::RecUnapproved => "REC-UNAPPROVED",
+            Code::RecRollout => "REC-ROLLOUT",
+            Code::RecNoEquipment => "REC-NOEQUIPMENT",
+            Code::RecResponsibility => "REC-RESPONSIBILITY",
+            Code::RecRoute => "REC-ROUTE",
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod signature;
 pub mod store;
 pub mod validate;
 pub mod verify;
+pub mod views;
 pub mod watch;
 
 pub use error::{Code, Error, Reject, Result};

@@ -56,8 +56,23 @@ enum Cmd {
     Status,
     /// Ship a sent batch again (the receiver answers "duplicate").
     Resend { batch_id: String },
+    /// Construction notices awaiting installation inspection (业务受理, R11).
+    Acceptance,
+    /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
+    Equipment {
+        #[command(subcommand)]
+        cmd: EquipmentCmd,
+    },
+    /// Fields a peer sent that were not its to change, and discrepancy notices (R4, R6).
+    Discrepancies,
     /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
     Demo(sedx::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum EquipmentCmd {
+    /// Latest data of a piece of equipment (old registration codes are followed).
+    Show { code: String },
 }
 
 fn main() -> ExitCode {
@@ -103,8 +118,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Seal { file } => {
             let mut node = open(&cli.node)?;
-            let name = sedx::outbound::seal_file(&mut node, &file, true)?;
-            println!("{}", name.payload(&node.layout.outbound).display());
+            let names = sedx::outbound::seal_file(&mut node, &file, true)?;
+            if names.is_empty() {
+                println!(
+                    "nothing to send from {} (see the log and quarantine/)",
+                    file.display()
+                );
+            }
+            for name in names {
+                println!("{}", name.payload(&node.layout.outbound).display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Verify { set, from } => {
@@ -184,6 +207,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let node = open(&cli.node)?;
             let name = node.resend(&batch_id)?;
             println!("{name} is back in outbound/ and ships on the next pass");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Acceptance => {
+            let node = open(&cli.node)?;
+            let queue = sedx::views::acceptance(&node.store)?;
+            println!(
+                "{} construction notice(s) awaiting installation inspection",
+                queue.len()
+            );
+            for a in queue {
+                println!(
+                    "  {} category {} {} {} planned {} agency {}",
+                    a.notice, a.category, a.user_unit, a.address, a.planned_start, a.agency
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Equipment {
+            cmd: EquipmentCmd::Show { code },
+        } => {
+            let node = open(&cli.node)?;
+            let code = sedx::domain::ids::normalize_code(&code);
+            match sedx::views::equipment_show(&node.store, &code)? {
+                Some(view) => print!("{view}"),
+                None => bail!("no equipment {code} on record"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Discrepancies => {
+            let node = open(&cli.node)?;
+            let list = sedx::views::discrepancies(&node.store)?;
+            println!("{} discrepanc(ies)", list.len());
+            for d in list {
+                println!("  {d}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {

@@ -30,6 +30,8 @@ pub struct PassReport {
     pub acks_received: u64,
     pub quarantined: u64,
     pub held: u64,
+    /// Batches of deferred records whose exchange date has come (R9).
+    pub released: u64,
     /// Plain files still growing: look again after the settle time.
     pub unsettled: u64,
     /// Transport and other failures; the sets concerned stay queued.
@@ -132,6 +134,9 @@ impl Node {
         let mut report = PassReport::default();
         if let Err(e) = receive::receive_all(self, &mut report) {
             report.errors.push(format!("receive: {e}"));
+        }
+        if let Err(e) = outbound::release_due(self, &mut report) {
+            report.errors.push(format!("release: {e}"));
         }
         if let Err(e) = outbound::seal_dropped(self, &mut report) {
             report.errors.push(format!("seal: {e}"));

@@ -1,7 +1,11 @@
 //! The outbound folder: plain batches dropped by any program are validated and
 //! sealed with the channel's next sequence number; complete sets are shipped.
 
+use crate::config::Config;
+use crate::document::RecordReader;
 use crate::document::{self, BatchHeader, DocKind};
+use crate::domain::rules::{judge, Direction, Register, Verdict};
+use crate::domain::Record;
 use crate::error::{Code, Error, IoContext, Reject, Result};
 use crate::faults::crash_point;
 use crate::node::{write_reason, Node, PassReport};
@@ -10,9 +14,11 @@ use crate::set::{self, SetName};
 use crate::ship::Link;
 use crate::store::now;
 use flate2::bufread::MultiGzDecoder;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
+use quick_xml::Writer;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::BufReader;
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -53,9 +59,11 @@ pub fn seal_dropped(node: &mut Node, report: &mut PassReport) -> Result<()> {
             continue;
         }
         match seal_file(node, &path, false) {
-            Ok(name) => {
-                report.sealed += 1;
-                tracing::info!(file = %path.display(), set = %name, "sealed");
+            Ok(names) => {
+                report.sealed += names.len() as u64;
+                for name in names {
+                    tracing::info!(file = %path.display(), set = %name, "sealed");
+                }
             }
             Err(Error::Rejected(rej)) => {
                 quarantine_plain(node, &path, &rej)?;
@@ -113,9 +121,232 @@ fn safe_stem(path: &Path) -> String {
     }
 }
 
-/// Validate and seal one plain batch file into outbound/. The original moves to
-/// archive/outbound/ unless `keep_source`.
-pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<SetName> {
+/// The records of one drop bound for one peer, serialised into a scratch file.
+struct Part {
+    fragment: PathBuf,
+    writer: Option<Writer<BufWriter<File>>>,
+    count: u64,
+}
+
+/// What the rules made of a dropped file.
+#[derive(Default)]
+struct Sifted {
+    parts: BTreeMap<String, Part>,
+    rejected: Vec<(u64, String, Reject)>,
+    rejected_xml: Vec<String>,
+    held: u64,
+    kept_home: u64,
+}
+
+/// Serialise a record as its batch element (fields in schema order).
+pub fn record_xml<W: std::io::Write>(w: &mut Writer<W>, rec: &Record) -> std::io::Result<()> {
+    let el = rec.kind.element();
+    w.write_event(Event::Start(BytesStart::new(el)))?;
+    for (k, v) in &rec.fields {
+        document::text_element(w, k, v)?;
+    }
+    w.write_event(Event::End(BytesEnd::new(el)))?;
+    w.get_mut().write_all(b"\n")
+}
+
+fn record_string(rec: &Record) -> String {
+    let mut w = Writer::new(Vec::new());
+    let _ = record_xml(&mut w, rec);
+    String::from_utf8(w.into_inner()).unwrap_or_default()
+}
+
+/// The peer a record goes to: the batch's `to`, the peer that speaks for the
+/// record's responsible agency, or the only peer.
+fn route(
+    cfg: &Config,
+    to: Option<&str>,
+    rec: &Record,
+    tx: &mut crate::store::ApplyTx<'_>,
+) -> Result<Option<String>> {
+    if let Some(to) = to {
+        return Ok(cfg.peer(to).map(|p| p.id.clone()));
+    }
+    let agency = match rec
+        .get("inspectionAgency")
+        .or(rec.get("agency"))
+        .or(rec.get("proposedAgency"))
+    {
+        Some(a) => Some(a.to_string()),
+        None => {
+            let code = rec
+                .get("registrationCode")
+                .or(rec.get("oldValue"))
+                .unwrap_or_default();
+            tx.responsibility(code)?.and_then(|r| r.agency)
+        }
+    };
+    if let Some(peer) = agency.as_deref().and_then(|a| cfg.peer_for_agency(a)) {
+        return Ok(Some(peer.id.clone()));
+    }
+    Ok((cfg.peers.len() == 1).then(|| cfg.peers[0].id.clone()))
+}
+
+/// Apply the rules to every record of a dropped file (R4, R9, R10, R12-R16):
+/// records to send go into one scratch file per peer and into this node's own
+/// register; early ones are deferred; non-statutory reports stay home; broken
+/// ones are set aside with their reasons. With `replay`, a crash interrupted an
+/// earlier sift of this very file: its effects are already stored, so only the
+/// scratch files are made again.
+fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, replay: bool) -> Result<Sifted> {
+    let mut out = Sifted::default();
+    let policy = node.cfg.policy();
+    let me = node.cfg.node.role;
+    let mut reader = RecordReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(path).at(path)?,
+    ));
+    // The transaction borrows the store; routing reads a copy of the configuration.
+    let cfg = node.cfg.clone();
+    let work = node.layout.work.clone();
+    let mut tx = node.store.begin_local()?;
+    let mut index = 0u64;
+    while let Some((kind, raw)) = reader.next_record()? {
+        let i = index;
+        index += 1;
+        let rec = match Record::from_raw(kind, &raw) {
+            Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
+                Code::RecDuplicate,
+                format!(
+                    "{} {} appears more than once in this batch",
+                    kind.element(),
+                    rec.key()
+                ),
+            )),
+            other => other,
+        };
+        let rec = match rec {
+            Ok(r) => r,
+            Err(rej) => {
+                let key = raw
+                    .fields
+                    .iter()
+                    .find(|(k, _)| k == kind.spec().key)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                out.rejected_xml.push(raw_xml(kind, &raw));
+                out.rejected.push((i, key, rej));
+                continue;
+            }
+        };
+        let verdict = judge(&policy, Direction::Sending, me, &rec, &mut tx)?;
+        let peer = route(&cfg, to, &rec, &mut tx)?;
+        match (verdict, peer) {
+            (Verdict::KeepHome, _) => {
+                tracing::info!(report = rec.key(), "non-statutory report kept home (R15)");
+                out.kept_home += 1;
+            }
+            (Verdict::Reject(rej), _) => {
+                out.rejected_xml.push(record_string(&rec));
+                out.rejected.push((i, rec.key().to_string(), rej));
+            }
+            (_, None) => {
+                out.rejected_xml.push(record_string(&rec));
+                out.rejected.push((
+                    i,
+                    rec.key().to_string(),
+                    Reject::new(
+                        Code::RecRoute,
+                        "no peer speaks for this record's responsible agency",
+                    ),
+                ));
+            }
+            (Verdict::HoldUntil(due), Some(peer)) => {
+                tracing::info!(key = rec.key(), due = %due, "held back until its category's exchange starts (R9)");
+                out.held += 1;
+                if !replay {
+                    tx.defer(&peer, &due, &record_string(&rec))?;
+                }
+            }
+            (Verdict::Accept { .. }, Some(peer)) => {
+                if !replay {
+                    for d in tx.upsert(&rec, me, "local", None)? {
+                        tx.record_discrepancy("local", None, &d)?;
+                    }
+                }
+                let part = out.parts.entry(peer.clone()).or_insert_with(|| Part {
+                    fragment: work.join(format!("out-{tag}-{peer}.frag")),
+                    writer: None,
+                    count: 0,
+                });
+                if part.writer.is_none() {
+                    let f = File::create(&part.fragment).at(&part.fragment)?;
+                    part.writer = Some(Writer::new(BufWriter::with_capacity(1 << 20, f)));
+                }
+                if let Some(w) = part.writer.as_mut() {
+                    record_xml(w, &rec).at(&part.fragment)?;
+                }
+                part.count += 1;
+            }
+        }
+    }
+    if !replay {
+        tx.bump_counter("kept_home", out.kept_home)?;
+        tx.bump_counter("held_back", out.held)?;
+        tx.note_drop(tag)?;
+    }
+    tx.commit_local()?;
+    for part in out.parts.values_mut() {
+        if let Some(w) = part.writer.take() {
+            w.into_inner()
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .at(&part.fragment)?;
+        }
+    }
+    Ok(out)
+}
+
+fn raw_xml(kind: crate::domain::RecordKind, raw: &crate::domain::RawRecord) -> String {
+    let mut w = Writer::new(Vec::new());
+    let _ = w.write_event(Event::Start(BytesStart::new(kind.element())));
+    for (k, v) in &raw.fields {
+        let _ = document::text_element(&mut w, k, v);
+    }
+    let _ = w.write_event(Event::End(BytesEnd::new(kind.element())));
+    String::from_utf8(w.into_inner()).unwrap_or_default() + "\n"
+}
+
+/// Keep a drop's refused records in quarantine/: a batch of them to fix and drop
+/// again, and a reason per record.
+fn set_aside(node: &Node, src_name: &str, from: &str, sifted: &Sifted) -> Result<()> {
+    if sifted.rejected.is_empty() {
+        return Ok(());
+    }
+    let stem = src_name.strip_suffix(".xml").unwrap_or(src_name);
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"{}\" from=\"{from}\">\n",
+        document::BATCH_NS
+    );
+    for r in &sifted.rejected_xml {
+        xml.push_str(r);
+    }
+    xml.push_str("</batch>\n");
+    let mut reasons = String::new();
+    for (i, key, rej) in &sifted.rejected {
+        tracing::warn!(file = src_name, index = i, key = %key, code = rej.code.as_str(), "record refused on the way out: {}", rej.detail);
+        reasons.push_str(&format!("{i}\t{key}\t{}\t{}\n", rej.code, rej.detail));
+    }
+    let q = &node.layout.quarantine;
+    crate::fsx::write_atomic(&q.join(format!("{stem}.rejected.txt")), reasons.as_bytes())?;
+    crate::fsx::write_atomic(&q.join(format!("{stem}.rejected.xml")), xml.as_bytes())?;
+    node.store.log_quarantine(
+        None,
+        src_name,
+        sifted.rejected[0].2.code,
+        &format!("{} record(s) refused on the way out", sifted.rejected.len()),
+        &q.display().to_string(),
+    )
+}
+
+/// Validate a plain batch file, apply the rules to its records, and seal what may
+/// go into one set per peer in outbound/. The original moves to archive/outbound/
+/// unless `keep_source`.
+pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<SetName>> {
     let meta = fs::metadata(path).at(path)?;
     if meta.len() > node.cfg.node.max_payload_bytes {
         return Err(Reject::new(
@@ -138,68 +369,90 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<SetN
         )
         .into());
     }
-    let to = match scan.root.get("to") {
-        Some(to) => to.to_string(),
-        None if node.cfg.peers.len() == 1 => node.cfg.peers[0].id.clone(),
-        None => {
+    let to = scan.root.get("to").map(str::to_string);
+    if let Some(to) = &to {
+        if node.cfg.peer(to).is_none() {
             return Err(Reject::new(
                 Code::BatchReceiver,
-                "batch names no receiver (to) and this node has several peers",
+                format!("receiver {to:?} is not a peer of this node"),
             )
-            .into())
+            .into());
         }
-    };
-    if node.cfg.peer(&to).is_none() {
-        return Err(Reject::new(
-            Code::BatchReceiver,
-            format!("receiver {to:?} is not a peer of this node"),
-        )
-        .into());
     }
     let src_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let given_id = scan.root.get("id").map(str::to_string);
-    let reservation = match node.store.reservation(&src_name, given_id.as_deref())? {
-        Some(r) if r.peer == to => r,
-        _ => {
-            let id = given_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let stem = safe_stem(path);
-            node.store.reserve(&src_name, &id, &to, |seq| {
-                format!("{me}-{to}-{seq:08}-{stem}")
-            })?
-        }
-    };
-    let name = SetName::new(&reservation.set_name)?;
-    let header = BatchHeader {
-        id: reservation.batch_id.clone(),
-        from: me.clone(),
-        to: to.clone(),
-        seq: reservation.seq.unwrap_or(1),
-        created: now(),
-        count: scan.records,
-    };
-    let out = node.layout.outbound.clone();
-    let sha = if name.marker(&out).exists() {
-        // Sealed before a crash took the rest of this step.
-        crate::set::Marker::parse(&fs::read(name.marker(&out)).at(name.marker(&out))?)?.sha256_hex
-    } else {
-        let attrs = header.attrs();
-        seal::seal(
-            &out,
-            &name,
-            &node.key,
-            DocKind::Batch.sig_namespace(),
-            |w| {
-                let input = BufReader::with_capacity(1 << 20, File::open(path).at(path)?);
-                document::rewrite_root(input, w, &attrs)
-                    .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
-            },
-        )?
-        .sha256_hex()
-    };
+    let digest = crate::signature::digest_file(path)?;
+    let tag = digest.sha256_hex()[..16].to_string();
+    let replay = node.store.drop_seen(&tag)?;
+    let sifted = sift(node, path, to.as_deref(), &tag, replay)?;
+    set_aside(node, &src_name, &me, &sifted)?;
+    let given_id = scan
+        .root
+        .get("id")
+        .filter(|_| sifted.parts.len() == 1)
+        .map(str::to_string);
+    let stem = safe_stem(path);
+    let mut names = Vec::new();
+    for (peer, part) in &sifted.parts {
+        let reservation = match node
+            .store
+            .reservation(&src_name, peer, given_id.as_deref())?
+        {
+            Some(r) => r,
+            None => {
+                let id = given_id
+                    .clone()
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                node.store.reserve(&src_name, &id, peer, |seq| {
+                    format!("{me}-{peer}-{seq:08}-{stem}")
+                })?
+            }
+        };
+        let name = SetName::new(&reservation.set_name)?;
+        let header = BatchHeader {
+            id: reservation.batch_id.clone(),
+            from: me.clone(),
+            to: peer.clone(),
+            seq: reservation.seq.unwrap_or(1),
+            created: now(),
+            count: part.count,
+        };
+        let out = node.layout.outbound.clone();
+        let sha = if name.marker(&out).exists() {
+            // Sealed before a crash took the rest of this step.
+            crate::set::Marker::parse(&fs::read(name.marker(&out)).at(name.marker(&out))?)?
+                .sha256_hex
+        } else {
+            let fragment = part.fragment.clone();
+            seal::seal(
+                &out,
+                &name,
+                &node.key,
+                DocKind::Batch.sig_namespace(),
+                |w| {
+                    let mut xw = Writer::new(&mut *w);
+                    xw.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
+                        .at(&fragment)?;
+                    let mut root = BytesStart::new("batch");
+                    root.push_attribute(("xmlns", document::BATCH_NS));
+                    for (k, v) in header.attrs() {
+                        root.push_attribute((k.as_str(), v.as_str()));
+                    }
+                    xw.write_event(Event::Start(root)).at(&fragment)?;
+                    w.write_all(b"\n").at(&fragment)?;
+                    let mut frag = File::open(&fragment).at(&fragment)?;
+                    std::io::copy(&mut frag, w).at(&fragment)?;
+                    w.write_all(b"</batch>\n").at(&fragment)?;
+                    Ok(())
+                },
+            )?
+            .sha256_hex()
+        };
+        names.push((name, sha));
+    }
     crash_point("after-seal");
     if !keep_source {
         let dst_dir = node.layout.archive.join("outbound");
@@ -212,8 +465,41 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<SetN
         }
         crate::fsx::rename(path, &dst)?;
     }
-    node.store.mark_sealed(name.as_str(), &sha)?;
-    Ok(name)
+    // Only now is the drop done: until here a restart reuses the reservations.
+    for (name, sha) in &names {
+        node.store.mark_sealed(name.as_str(), sha)?;
+    }
+    for part in sifted.parts.values() {
+        let _ = fs::remove_file(&part.fragment); // our scratch file
+    }
+    Ok(names.into_iter().map(|(n, _)| n).collect())
+}
+
+/// Records held back (R9) whose day has come go out as a batch dropped into
+/// outbound/ like any other. Rows are marked with the file before it is written
+/// and removed after, so a crash neither loses nor doubles them.
+pub fn release_due(node: &mut Node, report: &mut PassReport) -> Result<()> {
+    let today = crate::domain::rules::today_shanghai();
+    let me = node.id().to_string();
+    for (file, peer) in node.store.pending_releases(&today)? {
+        let path = node.layout.outbound.join(&file);
+        let archived = node.layout.archive.join("outbound").join(&file);
+        if !path.exists() && !archived.exists() {
+            let rows = node.store.deferred_xml(&file)?;
+            let mut xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"{}\" from=\"{me}\" to=\"{peer}\">\n",
+                document::BATCH_NS
+            );
+            for r in rows {
+                xml.push_str(&r);
+            }
+            xml.push_str("</batch>\n");
+            crate::fsx::write_atomic(&path, xml.as_bytes())?;
+            report.released += 1;
+        }
+        node.store.forget_released(&file)?;
+    }
+    Ok(())
 }
 
 /// Who a sealed set is for, read from its document's root element.
@@ -225,7 +511,7 @@ pub struct Routing {
     pub seq: Option<u64>,
 }
 
-pub fn route(name: &SetName, dir: &Path) -> Result<Routing, Reject> {
+pub fn routing(name: &SetName, dir: &Path) -> Result<Routing, Reject> {
     let f = File::open(name.payload(dir))
         .map_err(|e| Reject::new(Code::SetMarker, format!("payload: {e}")))?;
     let root = document::peek_root(BufReader::new(MultiGzDecoder::new(BufReader::new(f))))?;
@@ -265,7 +551,7 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
             }
             continue;
         }
-        match route(&name, &out) {
+        match routing(&name, &out) {
             Ok(r) if node.cfg.peer(&r.to).is_some() => {
                 by_peer.entry(r.to.clone()).or_default().push((name, r))
             }

@@ -229,7 +229,11 @@ fn take_batch(
     });
     crash_point("before-apply");
     let entry = match content {
-        Ok(()) => apply::apply_batch(&mut node.store, work, &header, &arrival)?,
+        Ok(()) => {
+            let policy = node.cfg.policy();
+            let sender = node.cfg.node.role.other();
+            apply::apply_batch(&mut node.store, work, &header, &arrival, &policy, sender)?
+        }
         Err(Error::Rejected(rej)) => {
             // Authentic but unusable: the sequence number is used up so the channel
             // goes on, and the set is kept in quarantine with the reason.

@@ -1,7 +1,9 @@
 //! The node's embedded store (SQLite). Every state change is committed here
 //! before the next step is taken, so a node killed at any moment resumes.
 
-use crate::domain::{Equipment, InspectionReport};
+use crate::domain::rules::{Register, Responsibility};
+use crate::domain::spec::{column, Spec, SPECS};
+use crate::domain::{Record, RecordKind, Role};
 use crate::error::{Code, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::Path;
@@ -62,6 +64,17 @@ pub struct RecordRejection {
     pub key: String,
     pub code: String,
     pub message: String,
+}
+
+/// A field a peer sent that differs from what this node holds and is not the
+/// peer's to change (R4, R6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discrepancy {
+    pub kind: String,
+    pub key: String,
+    pub field: String,
+    pub stored: Option<String>,
+    pub received: Option<String>,
 }
 
 /// An item refused into quarantine/.
@@ -142,17 +155,47 @@ CREATE TABLE IF NOT EXISTS held(
 CREATE TABLE IF NOT EXISTS quarantine(
   id INTEGER PRIMARY KEY, at TEXT NOT NULL, peer TEXT, set_name TEXT NOT NULL, code TEXT NOT NULL,
   detail TEXT NOT NULL, place TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS equipment(
-  registration_code TEXT PRIMARY KEY, equipment_code TEXT, category TEXT NOT NULL, factory_serial TEXT,
-  internal_number TEXT, use_certificate TEXT, user_unit TEXT NOT NULL, org_code TEXT, credit_code TEXT,
-  address TEXT, district TEXT, registration_authority TEXT, registration_date TEXT, use_status TEXT,
-  inspection_agency TEXT, source_batch TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS inspection_report(
-  report_number TEXT PRIMARY KEY, registration_code TEXT NOT NULL, kind TEXT NOT NULL, date TEXT NOT NULL,
-  conclusion TEXT NOT NULL, next_due TEXT, agency TEXT NOT NULL, approved TEXT,
-  source_batch TEXT NOT NULL, updated_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS report_equipment ON inspection_report(registration_code);
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS code_history(
+  change_id TEXT PRIMARY KEY, field TEXT NOT NULL, old_value TEXT NOT NULL, new_value TEXT NOT NULL, date TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS discrepancy(
+  id INTEGER PRIMARY KEY, at TEXT NOT NULL, peer TEXT NOT NULL, batch_id TEXT, kind TEXT NOT NULL, key TEXT NOT NULL,
+  field TEXT NOT NULL, stored TEXT, received TEXT);
+CREATE TABLE IF NOT EXISTS deferred(
+  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL, released_in TEXT);
+CREATE TABLE IF NOT EXISTS exports(
+  batch_id TEXT PRIMARY KEY, peer TEXT NOT NULL, max_version INTEGER NOT NULL, at TEXT NOT NULL);
 "#;
+
+/// One table per record kind, its columns from the kind's fields.
+fn record_tables() -> String {
+    let mut sql = String::new();
+    for spec in SPECS {
+        let cols: Vec<String> = spec
+            .fields
+            .iter()
+            .map(|f| format!("{} TEXT", column(f.name)))
+            .collect();
+        let extra = match spec.kind {
+            RecordKind::Equipment => ", temporary_agency TEXT",
+            RecordKind::InspectionReport => ", national INTEGER NOT NULL DEFAULT 0",
+            _ => "",
+        };
+        sql.push_str(&format!(
+            "CREATE TABLE IF NOT EXISTS {t}({c}{extra}, origin TEXT NOT NULL, source_batch TEXT,
+               updated_at TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY({k}));
+             CREATE INDEX IF NOT EXISTS {t}_version ON {t}(version);\n",
+            t = spec.table,
+            c = cols.join(", "),
+            k = column(spec.key),
+        ));
+    }
+    sql.push_str(
+        "CREATE INDEX IF NOT EXISTS inspection_report_equipment ON inspection_report(registration_code);
+         CREATE INDEX IF NOT EXISTS construction_notice_equipment ON construction_notice(registration_code);",
+    );
+    sql
+}
 
 fn ack_status_of(s: String) -> rusqlite::Result<AckStatus> {
     AckStatus::parse(&s).ok_or_else(|| {
@@ -168,25 +211,89 @@ impl Store {
         // FULL: a commit is on disk before the next step (the durability rule).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&record_tables())?;
         Ok(Store { conn })
     }
 
     // ---- outbound -------------------------------------------------------
 
-    /// The batch id and sequence already reserved for a dropped file or batch id, if any.
+    /// The batch id and sequence already reserved for a dropped file (for one
+    /// peer) or for a batch id, if any.
     pub fn reservation(
         &self,
         src_name: &str,
+        peer: &str,
         batch_id: Option<&str>,
     ) -> Result<Option<OutboxEntry>> {
-        let by_src = self.outbox_where("src_name = ?1 AND state = 'sealing'", src_name)?;
-        if by_src.is_some() {
-            return Ok(by_src);
+        let by_src = self
+            .conn
+            .query_row(
+                "SELECT set_name FROM outbox WHERE src_name = ?1 AND peer = ?2 AND state = 'sealing'",
+                params![src_name, peer],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?;
+        if let Some(name) = by_src {
+            return self.outbox(&name);
         }
         match batch_id {
-            Some(id) => self.outbox_where("batch_id = ?1 AND kind = 'batch'", id),
+            Some(id) => Ok(self
+                .outbox_where("batch_id = ?1 AND kind = 'batch'", id)?
+                .filter(|e| e.peer == peer)),
             None => Ok(None),
         }
+    }
+
+    /// Whether a dropped file with this content fingerprint was already sifted.
+    pub fn drop_seen(&self, tag: &str) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM meta WHERE name = ?1",
+            [format!("drop:{tag}")],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Give due deferred records a file to go out in; returns every pending (file, peer).
+    pub fn pending_releases(&mut self, today: &str) -> Result<Vec<(String, String)>> {
+        let tx = self.conn.transaction()?;
+        let peers: Vec<String> = {
+            let mut st = tx.prepare(
+                "SELECT DISTINCT peer FROM deferred WHERE due <= ?1 AND released_in IS NULL",
+            )?;
+            let rows = st.query_map([today], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for peer in peers {
+            let file = format!(
+                "deferred-{today}-{peer}-{}.xml",
+                uuid::Uuid::new_v4().simple()
+            );
+            tx.execute(
+                "UPDATE deferred SET released_in = ?1 WHERE peer = ?2 AND due <= ?3 AND released_in IS NULL",
+                params![file, peer, today],
+            )?;
+        }
+        tx.commit()?;
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT released_in, peer FROM deferred WHERE released_in IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn deferred_xml(&self, file: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT xml FROM deferred WHERE released_in = ?1 ORDER BY id")?;
+        let rows = st.query_map([file], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn forget_released(&self, file: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM deferred WHERE released_in = ?1", [file])?;
+        Ok(())
     }
 
     /// Reserve the channel's next sequence number for a batch before sealing it.
@@ -456,42 +563,41 @@ impl Store {
     }
 
     pub fn count(&self, table: &str) -> Result<u64> {
-        let sql = match table {
-            "equipment" | "inspection_report" | "journal" | "quarantine" => {
-                format!("SELECT count(*) FROM {table}")
-            }
-            _ => return Err(Error::Other(format!("no table {table}"))),
-        };
-        Ok(self.conn.query_row(&sql, [], |r| r.get(0))?)
-    }
-
-    pub fn equipment(
-        &self,
-        registration_code: &str,
-    ) -> Result<Option<(String, String, Option<String>)>> {
+        let known = SPECS.iter().any(|sp| sp.table == table)
+            || ["journal", "quarantine", "discrepancy", "deferred"].contains(&table);
+        if !known {
+            return Err(Error::Other(format!("no table {table}")));
+        }
         Ok(self
             .conn
-            .query_row(
-                "SELECT category, user_unit, org_code FROM equipment WHERE registration_code = ?1",
-                [registration_code],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?)
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
     }
 
-    /// Reports for a piece of equipment: (report_number, kind, date, conclusion).
-    pub fn reports_of(
-        &self,
-        registration_code: &str,
-    ) -> Result<Vec<(String, String, String, String)>> {
-        let mut st = self.conn.prepare(
-            "SELECT report_number, kind, date, conclusion FROM inspection_report
-             WHERE registration_code = ?1 ORDER BY date",
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn bump_counter(&self, name: &str, by: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+            params![name, by],
         )?;
-        let rows = st.query_map([registration_code], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(())
+    }
+
+    /// Begin a transaction to record this node's own outgoing records.
+    pub fn begin_local(&mut self) -> Result<ApplyTx<'_>> {
+        self.begin_apply()
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
     }
 }
 
@@ -518,47 +624,232 @@ pub struct ApplyTx<'a> {
 }
 
 impl ApplyTx<'_> {
-    pub fn upsert_equipment(&mut self, e: &Equipment, batch_id: &str) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO equipment(registration_code, equipment_code, category, factory_serial, internal_number,
-               use_certificate, user_unit, org_code, credit_code, address, district, registration_authority,
-               registration_date, use_status, inspection_agency, source_batch, updated_at)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)
-             ON CONFLICT(registration_code) DO UPDATE SET equipment_code=excluded.equipment_code,
-               category=excluded.category, factory_serial=excluded.factory_serial,
-               internal_number=excluded.internal_number, use_certificate=excluded.use_certificate,
-               user_unit=excluded.user_unit, org_code=excluded.org_code, credit_code=excluded.credit_code,
-               address=excluded.address, district=excluded.district,
-               registration_authority=excluded.registration_authority,
-               registration_date=excluded.registration_date, use_status=excluded.use_status,
-               inspection_agency=excluded.inspection_agency, source_batch=excluded.source_batch,
-               updated_at=excluded.updated_at",
-            params![
-                e.registration_code, e.equipment_code, e.category, e.factory_serial, e.internal_number,
-                e.use_certificate, e.user_unit, e.org_code, e.credit_code, e.address, e.district,
-                e.registration_authority, e.registration_date, e.use_status, e.inspection_agency,
-                batch_id, now()
-            ],
-        )?;
+    fn next_version(&self) -> Result<i64> {
+        Ok(self.tx.query_row(
+            "INSERT INTO meta(name, value) VALUES('version', 1)
+             ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The stored values of a record's fields, if it is stored.
+    fn stored(&self, spec: &Spec, key: &str) -> Result<Option<Vec<Option<String>>>> {
+        let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} = ?1",
+            cols.join(", "),
+            spec.table,
+            column(spec.key)
+        );
+        Ok(self
+            .tx
+            .query_row(&sql, [key], |r| {
+                (0..cols.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
+            .optional()?)
+    }
+
+    /// Store a record sent by `sender`. A field that `sender` does not own is
+    /// filled where empty but never overwritten (R4); where it differs from what
+    /// is stored it is returned as a discrepancy. Nothing changes (and the change
+    /// counter stays) when the stored record already says the same.
+    pub fn upsert(
+        &mut self,
+        rec: &Record,
+        sender: Role,
+        origin: &str,
+        batch_id: Option<&str>,
+    ) -> Result<Vec<Discrepancy>> {
+        let spec = rec.spec();
+        let stored = self.stored(spec, rec.key())?;
+        let mut values: Vec<Option<String>> = match &stored {
+            Some(v) => v.clone(),
+            None => vec![None; spec.fields.len()],
+        };
+        let mut found = Vec::new();
+        let mut changed = stored.is_none();
+        for (i, field) in spec.fields.iter().enumerate() {
+            let Some(new) = rec.get(field.name) else {
+                continue;
+            };
+            let old = values[i].as_deref();
+            if old == Some(new) {
+                continue;
+            }
+            if spec.owner_of(field) != sender && old.is_some() {
+                found.push(Discrepancy {
+                    kind: spec.element.to_string(),
+                    key: rec.key().to_string(),
+                    field: field.name.to_string(),
+                    stored: old.map(str::to_string),
+                    received: Some(new.to_string()),
+                });
+                continue;
+            }
+            values[i] = Some(new.to_string());
+            changed = true;
+        }
+        if changed {
+            let version = self.next_version()?;
+            let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
+            let marks: Vec<String> = (1..=cols.len() + 4).map(|i| format!("?{i}")).collect();
+            let sets: Vec<String> = cols
+                .iter()
+                .chain(
+                    ["origin", "source_batch", "updated_at", "version"]
+                        .map(String::from)
+                        .iter(),
+                )
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
+            let sql = format!(
+                "INSERT INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})
+                 ON CONFLICT({k}) DO UPDATE SET {s}",
+                t = spec.table,
+                c = cols.join(", "),
+                m = marks.join(", "),
+                k = column(spec.key),
+                s = sets.join(", ")
+            );
+            let mut args: Vec<rusqlite::types::Value> = values
+                .into_iter()
+                .map(|v| v.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text))
+                .collect();
+            args.push(origin.to_string().into());
+            args.push(batch_id.map_or(rusqlite::types::Value::Null, |b| b.to_string().into()));
+            args.push(now().into());
+            args.push(version.into());
+            self.tx.execute(&sql, rusqlite::params_from_iter(args))?;
+        }
+        self.effects(rec, origin, batch_id)?;
         self.accepted += 1;
+        Ok(found)
+    }
+
+    /// What some records do to the equipment register besides being stored.
+    fn effects(&mut self, rec: &Record, origin: &str, batch_id: Option<&str>) -> Result<()> {
+        let code = rec.get("registrationCode").unwrap_or_default();
+        match rec.kind {
+            RecordKind::UseRegistration => {
+                // A use registration (R5, R11) is the equipment's registration data.
+                let fields = rec
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| RecordKind::Equipment.spec().field(k).is_some())
+                    .cloned()
+                    .collect();
+                let equipment = Record {
+                    kind: RecordKind::Equipment,
+                    fields,
+                    warnings: Vec::new(),
+                };
+                self.upsert(&equipment, Role::Supervision, origin, batch_id)?;
+                self.accepted -= 1;
+            }
+            RecordKind::CodeChange => {
+                let (old, new) = (
+                    rec.get("oldValue").unwrap_or_default(),
+                    rec.get("newValue").unwrap_or_default(),
+                );
+                self.tx.execute(
+                    "INSERT OR IGNORE INTO code_history(change_id, field, old_value, new_value, date) VALUES(?1, ?2, ?3, ?4, ?5)",
+                    params![rec.key(), rec.get("field"), old, new, rec.get("date")],
+                )?;
+                let version = self.next_version()?;
+                if rec.get("field") == Some("registration-code") {
+                    let taken: bool = self.tx.query_row(
+                        "SELECT count(*) FROM equipment WHERE registration_code = ?1",
+                        [new],
+                        |r| r.get::<_, i64>(0),
+                    )? > 0;
+                    if !taken {
+                        self.tx.execute(
+                            "UPDATE equipment SET registration_code = ?2, version = ?3 WHERE registration_code = ?1",
+                            params![old, new, version],
+                        )?;
+                    }
+                } else {
+                    self.tx.execute(
+                        "UPDATE equipment SET use_certificate = ?2, version = ?3 WHERE use_certificate = ?1",
+                        params![old, new, version],
+                    )?;
+                }
+            }
+            RecordKind::ResponsibilityAssignment => {
+                let version = self.next_version()?;
+                self.tx.execute(
+                    "UPDATE equipment SET inspection_agency = ?2, version = ?3 WHERE registration_code = ?1",
+                    params![code, rec.get("agency"), version],
+                )?;
+            }
+            RecordKind::ResponsibilityChange => {
+                let agency = (rec.get("action") == Some("grant"))
+                    .then(|| rec.get("agency"))
+                    .flatten();
+                self.tx.execute(
+                    "UPDATE equipment SET temporary_agency = ?2 WHERE registration_code = ?1",
+                    params![code, agency],
+                )?;
+            }
+            _ => {}
+        }
         Ok(())
     }
 
-    pub fn upsert_report(&mut self, r: &InspectionReport, batch_id: &str) -> Result<()> {
+    /// Flag a report as coming from a national-level agency (R16).
+    pub fn flag_national(&mut self, report_number: &str) -> Result<()> {
         self.tx.execute(
-            "INSERT INTO inspection_report(report_number, registration_code, kind, date, conclusion, next_due,
-               agency, approved, source_batch, updated_at)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)
-             ON CONFLICT(report_number) DO UPDATE SET registration_code=excluded.registration_code,
-               kind=excluded.kind, date=excluded.date, conclusion=excluded.conclusion,
-               next_due=excluded.next_due, agency=excluded.agency, approved=excluded.approved,
-               source_batch=excluded.source_batch, updated_at=excluded.updated_at",
-            params![
-                r.report_number, r.registration_code, r.kind, r.date, r.conclusion, r.next_due,
-                r.agency, r.approved, batch_id, now()
-            ],
+            "UPDATE inspection_report SET national = 1 WHERE report_number = ?1",
+            [report_number],
         )?;
-        self.accepted += 1;
+        Ok(())
+    }
+
+    pub fn record_discrepancy(
+        &mut self,
+        peer: &str,
+        batch_id: Option<&str>,
+        d: &Discrepancy,
+    ) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO discrepancy(at, peer, batch_id, kind, key, field, stored, received) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+            params![now(), peer, batch_id, d.kind, d.key, d.field, d.stored, d.received],
+        )?;
+        Ok(())
+    }
+
+    /// Keep a record back until its category's exchange starts (R9).
+    pub fn defer(&mut self, peer: &str, due: &str, xml: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO deferred(peer, due, xml) VALUES(?1, ?2, ?3)",
+            params![peer, due, xml],
+        )?;
+        Ok(())
+    }
+
+    pub fn bump_counter(&mut self, name: &str, by: u64) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+            params![name, by],
+        )?;
+        Ok(())
+    }
+
+    /// Remember that a dropped file's content was sifted (its effects are stored).
+    pub fn note_drop(&mut self, tag: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT OR IGNORE INTO meta(name, value) VALUES(?1, 1)",
+            [format!("drop:{tag}")],
+        )?;
+        Ok(())
+    }
+
+    /// Commit a transaction that journals no batch (this node's own records).
+    pub fn commit_local(self) -> Result<()> {
+        self.tx.commit()?;
         Ok(())
     }
 
@@ -612,5 +903,18 @@ impl ApplyTx<'_> {
         )?;
         self.tx.commit()?;
         Ok(())
+    }
+}
+
+impl Register for ApplyTx<'_> {
+    fn responsibility(&mut self, registration_code: &str) -> Result<Option<Responsibility>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT inspection_agency, temporary_agency FROM equipment WHERE registration_code = ?1",
+                [registration_code],
+                |r| Ok(Responsibility { agency: r.get(0)?, temporary: r.get(1)? }),
+            )
+            .optional()?)
     }
 }

@@ -182,7 +182,7 @@ fn watcher_does_the_whole_exchange_by_itself() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(acked.as_deref(), Some("partially-accepted"));
+    assert_eq!(acked.as_deref(), Some("accepted"));
     assert_eq!(
         sql_count(
             &p.sup.join("store.sqlite"),

@@ -56,7 +56,11 @@ fn killed_at(point: &str, crashing_node: fn(&Pair) -> &Path) {
     );
     assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 2);
     assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 2);
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM record_result"), 1);
+    assert_eq!(
+        sql_count(&db, "SELECT count(*) FROM record_result"),
+        0,
+        "the bad record never left"
+    );
     assert_eq!(sql_count(&db, "SELECT count(*) FROM quarantine"), 0);
     let idb = p.insp.join("store.sqlite");
     assert_eq!(
@@ -65,7 +69,7 @@ fn killed_at(point: &str, crashing_node: fn(&Pair) -> &Path) {
     );
     assert_eq!(
         sql_text(&idb, "SELECT ack_status FROM outbox WHERE kind='batch'").unwrap(),
-        "partially-accepted",
+        "accepted",
         "the first outcome is the one recorded"
     );
     assert_eq!(

@@ -28,7 +28,7 @@ fn batch_crosses_is_applied_and_acknowledged() {
     );
     assert_eq!(
         sql_text(&db, "SELECT status FROM journal").unwrap(),
-        "partially-accepted"
+        "accepted"
     );
     assert!(files_in(&p.sup_inbound()).is_empty());
     assert_eq!(files_in(&p.sup.join("archive").join(INSP)).len(), 3);
@@ -38,13 +38,18 @@ fn batch_crosses_is_applied_and_acknowledged() {
     let idb = p.insp.join("store.sqlite");
     assert_eq!(
         sql_text(&idb, "SELECT ack_status FROM outbox WHERE kind='batch'").unwrap(),
-        "partially-accepted"
+        "accepted"
     );
     let detail = sql_text(&idb, "SELECT ack_detail FROM outbox WHERE kind='batch'").unwrap();
+    assert!(detail.starts_with("accepted 4, rejected 0"), "{detail}");
+    // The record with a wrong organization code was refused on the way out.
+    let reasons = fs::read_to_string(p.insp.join("quarantine/b1.rejected.txt")).unwrap();
     assert!(
-        detail.contains("REC-ORGCODE") && detail.contains("40003101072006030021"),
-        "{detail}"
+        reasons.contains("40003101072006030021\tREC-ORGCODE"),
+        "{reasons}"
     );
+    let again = fs::read_to_string(p.insp.join("quarantine/b1.rejected.xml")).unwrap();
+    assert!(again.contains("<orgCode>13220082-5</orgCode>"), "{again}");
     let status = String::from_utf8(sedx(&p.insp, &["status"]).stdout).unwrap();
     assert!(status.contains("0 awaiting acknowledgment"), "{status}");
 }
@@ -163,7 +168,7 @@ fn resent_set_is_not_applied_twice_by_copy_or_by_command() {
     // The first definite outcome stands; the duplicates are answered "duplicate".
     assert_eq!(
         sql_text(&idb, "SELECT ack_status FROM outbox WHERE kind='batch'").unwrap(),
-        "partially-accepted"
+        "accepted"
     );
     assert_eq!(
         sql_count(&idb, "SELECT ship_count FROM outbox WHERE kind='batch'"),

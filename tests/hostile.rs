@@ -91,7 +91,9 @@ fn assert_refused(p: &Pair, name: &SetName, code: &str) {
 fn sealed_by_insp(p: &Pair) -> SetName {
     p.drop_batch("b.xml", &sample_batch());
     let mut insp = p.insp();
-    let name = sedx::outbound::seal_file(&mut insp, &p.insp.join("outbound/b.xml"), false).unwrap();
+    let name = sedx::outbound::seal_file(&mut insp, &p.insp.join("outbound/b.xml"), false)
+        .unwrap()
+        .remove(0);
     sedx::set::move_set(&name, &p.insp.join("outbound"), &p.sup_inbound()).unwrap();
     name
 }

@@ -97,6 +97,49 @@ pub fn canonical_org_code(code: &str) -> String {
     }
 }
 
+/// Shanghai division codes of the period, old ones included (卢湾, 闸北, 南汇, 南市,
+/// 崇明县) and the city bureau itself (310000).
+pub const SHANGHAI_DIVISIONS: &[(&str, &str)] = &[
+    ("310000", "上海市"),
+    ("310101", "黄浦区"),
+    ("310102", "南市区"),
+    ("310103", "卢湾区"),
+    ("310104", "徐汇区"),
+    ("310105", "长宁区"),
+    ("310106", "静安区"),
+    ("310107", "普陀区"),
+    ("310108", "闸北区"),
+    ("310109", "虹口区"),
+    ("310110", "杨浦区"),
+    ("310112", "闵行区"),
+    ("310113", "宝山区"),
+    ("310114", "嘉定区"),
+    ("310115", "浦东新区"),
+    ("310116", "金山区"),
+    ("310117", "松江区"),
+    ("310118", "青浦区"),
+    ("310119", "南汇区"),
+    ("310120", "奉贤区"),
+    ("310151", "崇明区"),
+    ("310230", "崇明县"),
+];
+
+pub fn is_shanghai_division(code: &str) -> bool {
+    SHANGHAI_DIVISIONS.iter().any(|(c, _)| *c == code)
+}
+
+/// A doubt about a use certificate number, if any. Its exact format is not
+/// known for every period, so this only ever warns (never rejects on a guess).
+pub fn use_certificate_doubt(cert: &str) -> Option<String> {
+    let chars = cert.chars().count();
+    let has_digit = cert.chars().any(|c| c.is_ascii_digit());
+    if !(4..=40).contains(&chars) || !has_digit {
+        Some(format!("use certificate number {cert:?} looks unusual"))
+    } else {
+        None
+    }
+}
+
 /// Why a registration code is malformed, if it is.
 pub fn registration_code_problem(code: &str) -> Option<String> {
     let b = code.as_bytes();
@@ -119,9 +162,9 @@ pub fn registration_code_problem(code: &str) -> Option<String> {
             "registration code {code:?}: characters 5-20 must be digits"
         ));
     }
-    if &code[4..6] != "31" {
+    if !is_shanghai_division(&code[4..10]) {
         return Some(format!(
-            "registration code {code:?}: division {} is not in Shanghai",
+            "registration code {code:?}: division {} is not a Shanghai division code",
             &code[4..10]
         ));
     }

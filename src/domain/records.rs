@@ -1,101 +1,23 @@
-//! The records a batch carries and the checks each must pass before it is applied.
+//! A record as read from a batch, normalised and checked on its own (identifiers,
+//! mandatory fields, value domains). Rules that need the register are in `rules`.
 
 use super::ids;
+use super::spec::{RecordKind, Spec, Ty};
 use crate::error::{Code, Reject};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordKind {
-    Equipment,
-    InspectionReport,
-}
-
-impl RecordKind {
-    /// The XML element that carries this record.
-    pub fn element(self) -> &'static str {
-        match self {
-            RecordKind::Equipment => "equipment",
-            RecordKind::InspectionReport => "inspectionReport",
-        }
-    }
-
-    pub fn from_element(name: &[u8]) -> Option<RecordKind> {
-        match name {
-            b"equipment" => Some(RecordKind::Equipment),
-            b"inspectionReport" => Some(RecordKind::InspectionReport),
-            _ => None,
-        }
-    }
-}
-
-/// A record as read from XML: its element and its child fields in order.
+/// A record as read from XML: its child fields in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawRecord {
     pub fields: Vec<(String, String)>,
 }
 
-impl RawRecord {
-    fn take(&self, name: &str) -> Option<String> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.trim().is_empty())
-    }
-    fn code(&self, name: &str) -> Option<String> {
-        self.take(name).map(|v| ids::normalize_code(&v))
-    }
-    fn text(&self, name: &str) -> Option<String> {
-        self.take(name).map(|v| ids::normalize_text(&v))
-    }
-}
-
-/// A piece of special equipment as registered (R2 identifiers included).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Equipment {
-    pub registration_code: String,
-    pub equipment_code: Option<String>,
-    pub category: String,
-    pub factory_serial: Option<String>,
-    pub internal_number: Option<String>,
-    pub use_certificate: Option<String>,
-    pub user_unit: String,
-    pub org_code: Option<String>,
-    pub credit_code: Option<String>,
-    pub address: Option<String>,
-    pub district: Option<String>,
-    pub registration_authority: Option<String>,
-    pub registration_date: Option<String>,
-    pub use_status: Option<String>,
-    pub inspection_agency: Option<String>,
-}
-
-/// An approved inspection report about one piece of equipment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InspectionReport {
-    pub report_number: String,
-    pub registration_code: String,
-    pub kind: String,
-    pub date: String,
-    pub conclusion: String,
-    pub next_due: Option<String>,
-    pub agency: String,
-    pub approved: Option<String>,
-}
-
+/// A checked, normalised record: the fields present, in the schema's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Equipment(Equipment),
-    InspectionReport(InspectionReport),
-}
-
-impl Record {
-    /// The key a rejection is reported under.
-    pub fn key(&self) -> &str {
-        match self {
-            Record::Equipment(e) => &e.registration_code,
-            Record::InspectionReport(r) => &r.report_number,
-        }
-    }
+pub struct Record {
+    pub kind: RecordKind,
+    pub fields: Vec<(&'static str, String)>,
+    /// Doubts that never reject (e.g. an unusual use certificate number).
+    pub warnings: Vec<String>,
 }
 
 pub const STATUTORY_KINDS: [&str; 4] = [
@@ -104,106 +26,309 @@ pub const STATUTORY_KINDS: [&str; 4] = [
     "import",
     "product-supervision",
 ];
+/// Kinds that exist only inside an inspection system (R15).
+pub const NON_STATUTORY_KINDS: [&str; 2] = ["commissioned", "other"];
 
-fn required(raw: &RawRecord, name: &str, text: bool) -> Result<String, Reject> {
-    let v = if text { raw.text(name) } else { raw.code(name) };
-    v.ok_or_else(|| Reject::new(Code::RecField, format!("{name} is missing")))
+fn tokens(kind: RecordKind, field: &str) -> Option<&'static [&'static str]> {
+    Some(match (kind, field) {
+        (RecordKind::InspectionReport, "kind") => &[
+            "periodic",
+            "installation-supervision",
+            "import",
+            "product-supervision",
+            "commissioned",
+            "other",
+        ],
+        (RecordKind::ConstructionNotice, "constructionKind") => {
+            &["installation", "modification", "major-repair"]
+        }
+        (RecordKind::CodeChange, "field") => &["registration-code", "use-certificate"],
+        (RecordKind::ResponsibilityChange, "action") => &["grant", "reclaim"],
+        (RecordKind::DiscrepancyNotice, "field") => &[
+            "org-code",
+            "registration-authority",
+            "registration-date",
+            "registration-code",
+            "use-certificate",
+            "use-status",
+            "inspection-agency",
+        ],
+        _ => return None,
+    })
 }
 
-fn check_registration_code(code: &str) -> Result<(), Reject> {
-    match ids::registration_code_problem(code) {
-        Some(p) => Err(Reject::new(Code::RecRegistrationCode, p)),
-        None => Ok(()),
+fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().ok();
+    match (num(0..4), num(5..7), num(8..10)) {
+        (Some(y), Some(m), Some(d)) => {
+            let days = match m {
+                1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+                4 | 6 | 9 | 11 => 30,
+                2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+                2 => 28,
+                _ => return false,
+            };
+            (1900..=2200).contains(&y) && (1..=days).contains(&d)
+        }
+        _ => false,
     }
 }
 
-impl Equipment {
-    pub fn from_raw(raw: &RawRecord) -> Result<Equipment, Reject> {
-        let registration_code = required(raw, "registrationCode", false)?;
-        check_registration_code(&registration_code)?;
-        let org_code = raw.code("orgCode").map(|c| ids::canonical_org_code(&c));
-        if let Some(org) = &org_code {
+fn field_error(spec: &Spec, name: &str, why: String) -> Reject {
+    Reject::new(Code::RecField, format!("{} {name}: {why}", spec.element))
+}
+
+impl Record {
+    pub fn spec(&self) -> &'static Spec {
+        self.kind.spec()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn key(&self) -> &str {
+        self.get(self.spec().key).unwrap_or_default()
+    }
+
+    fn set(&mut self, name: &'static str, value: String) {
+        match self.fields.iter_mut().find(|(k, _)| *k == name) {
+            Some(slot) => slot.1 = value,
+            None => {
+                // Keep schema order so the record serialises valid.
+                let order = |n: &str| self.kind.spec().fields.iter().position(|f| f.name == n);
+                let at = self
+                    .fields
+                    .iter()
+                    .position(|(k, _)| order(k) > order(name))
+                    .unwrap_or(self.fields.len());
+                self.fields.insert(at, (name, value));
+            }
+        }
+    }
+
+    /// The equipment category a record is about: its category field, or the
+    /// category part of its registration code.
+    pub fn category(&self) -> Option<&str> {
+        self.get("category")
+            .or_else(|| self.get("registrationCode").and_then(|c| c.get(..4)))
+    }
+
+    /// Normalise and check a record read from XML.
+    pub fn from_raw(kind: RecordKind, raw: &RawRecord) -> Result<Record, Reject> {
+        let spec = kind.spec();
+        let mut rec = Record {
+            kind,
+            fields: Vec::new(),
+            warnings: Vec::new(),
+        };
+        for field in spec.fields {
+            let Some(value) = raw
+                .fields
+                .iter()
+                .find(|(k, _)| k == field.name)
+                .map(|(_, v)| v)
+            else {
+                continue;
+            };
+            let value = match field.ty {
+                Ty::Code => ids::normalize_code(value),
+                Ty::Text => ids::normalize_text(value),
+                Ty::Date | Ty::DateTime | Ty::Token => value.trim().to_string(),
+                Ty::Bool => match value.trim() {
+                    "true" | "1" => "true".to_string(),
+                    "false" | "0" => "false".to_string(),
+                    other => {
+                        return Err(field_error(
+                            spec,
+                            field.name,
+                            format!("{other:?} is not true or false"),
+                        ))
+                    }
+                },
+            };
+            if value.is_empty() {
+                continue;
+            }
+            if field.ty == Ty::Date && !valid_date(&value) {
+                return Err(field_error(
+                    spec,
+                    field.name,
+                    format!("{value:?} is not a date (YYYY-MM-DD)"),
+                ));
+            }
+            if let Some(allowed) = tokens(kind, field.name) {
+                if !allowed.contains(&value.as_str()) {
+                    return Err(field_error(
+                        spec,
+                        field.name,
+                        format!("{value:?} is not one of {}", allowed.join(", ")),
+                    ));
+                }
+            }
+            rec.fields.push((field.name, value));
+        }
+        for field in spec.fields.iter().filter(|f| f.required) {
+            if rec.get(field.name).is_none() {
+                return Err(field_error(spec, field.name, "is missing".into()));
+            }
+        }
+        rec.check_identifiers()?;
+        Ok(rec)
+    }
+
+    /// R2: the identifiers that must be true and reliable at both ends.
+    fn check_identifiers(&mut self) -> Result<(), Reject> {
+        let mut reg_codes: Vec<&str> = self.get("registrationCode").into_iter().collect();
+        if self.kind == RecordKind::CodeChange && self.get("field") == Some("registration-code") {
+            reg_codes.extend(self.get("oldValue"));
+            reg_codes.extend(self.get("newValue"));
+        }
+        for code in reg_codes {
+            if let Some(problem) = ids::registration_code_problem(code) {
+                return Err(Reject::new(Code::RecRegistrationCode, problem));
+            }
+        }
+        if let Some(district) = self.get("district") {
+            if !ids::is_shanghai_division(district) {
+                return Err(Reject::new(
+                    Code::RecField,
+                    format!("district {district} is not a Shanghai division code"),
+                ));
+            }
+        }
+        let org = self.get("orgCode").map(ids::canonical_org_code);
+        if let Some(org) = &org {
             if !ids::org_code_valid(org) {
                 return Err(Reject::new(
                     Code::RecOrgCode,
                     format!("organization code {org} has a wrong check character"),
                 ));
             }
+            self.set("orgCode", org.clone());
         }
-        let credit_code = raw.code("creditCode");
-        if let Some(credit) = &credit_code {
-            if !ids::credit_code_valid(credit) {
+        if let Some(credit) = self.get("creditCode").map(str::to_string) {
+            if !ids::credit_code_valid(&credit) {
                 return Err(Reject::new(
                     Code::RecCreditCode,
                     format!("unified social credit code {credit} is not valid"),
                 ));
             }
-            let embedded = ids::org_code_of_credit(credit);
-            if org_code.is_some() && embedded != org_code {
-                return Err(Reject::new(
-                    Code::RecCreditCode,
-                    format!(
-                        "credit code {credit} embeds {} but the organization code is {}",
-                        embedded.unwrap_or_default(),
-                        org_code.clone().unwrap_or_default()
+            let embedded = ids::org_code_of_credit(&credit).unwrap_or_default();
+            match org {
+                Some(org) if org != embedded => {
+                    return Err(Reject::new(
+                        Code::RecCreditCode,
+                        format!(
+                        "credit code {credit} embeds {embedded} but the organization code is {org}"
                     ),
-                ));
+                    ))
+                }
+                // The credit code carries the organization code: derive it where missing.
+                None if self.spec().field("orgCode").is_some() => self.set("orgCode", embedded),
+                _ => {}
             }
         }
-        // The credit code carries the organization code: derive it where missing.
-        let org_code =
-            org_code.or_else(|| credit_code.as_deref().and_then(ids::org_code_of_credit));
-        Ok(Equipment {
-            registration_code,
-            equipment_code: raw.code("equipmentCode"),
-            category: required(raw, "category", false)?,
-            factory_serial: raw.text("factorySerial"),
-            internal_number: raw.text("internalNumber"),
-            use_certificate: raw.text("useCertificate"),
-            user_unit: required(raw, "userUnit", true)?,
-            org_code,
-            credit_code,
-            address: raw.text("address"),
-            district: raw.code("district"),
-            registration_authority: raw.text("registrationAuthority"),
-            registration_date: raw.code("registrationDate"),
-            use_status: raw.text("useStatus"),
-            inspection_agency: raw.text("inspectionAgency"),
-        })
+        if let Some(cert) = self.get("useCertificate") {
+            if let Some(doubt) = ids::use_certificate_doubt(cert) {
+                self.warnings.push(doubt);
+            }
+        }
+        Ok(())
     }
 }
 
-impl InspectionReport {
-    pub fn from_raw(raw: &RawRecord) -> Result<InspectionReport, Reject> {
-        let registration_code = required(raw, "registrationCode", false)?;
-        check_registration_code(&registration_code)?;
-        let kind = required(raw, "kind", true)?;
-        if !STATUTORY_KINDS.contains(&kind.as_str()) {
-            return Err(Reject::new(
-                Code::RecField,
-                format!("inspection kind {kind:?} is not a statutory kind"),
-            ));
-        }
-        Ok(InspectionReport {
-            report_number: required(raw, "reportNumber", false)?,
-            registration_code,
-            kind,
-            date: required(raw, "date", false)?,
-            conclusion: required(raw, "conclusion", true)?,
-            next_due: raw.code("nextDue"),
-            agency: required(raw, "agency", true)?,
-            approved: raw.code("approved"),
-        })
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Record {
-    pub fn from_raw(kind: RecordKind, raw: &RawRecord) -> Result<Record, Reject> {
-        match kind {
-            RecordKind::Equipment => Equipment::from_raw(raw).map(Record::Equipment),
-            RecordKind::InspectionReport => {
-                InspectionReport::from_raw(raw).map(Record::InspectionReport)
-            }
+    fn raw(pairs: &[(&str, &str)]) -> RawRecord {
+        RawRecord {
+            fields: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
+    }
+
+    #[test]
+    fn normalises_and_derives() {
+        let r = Record::from_raw(
+            RecordKind::Equipment,
+            &raw(&[
+                ("registrationCode", "３１１０3101012006050007 "),
+                ("category", "3110"),
+                ("userUnit", "　上海某公司 "),
+                ("creditCode", "91310000631696382c"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(r.key(), "31103101012006050007");
+        assert_eq!(r.get("userUnit"), Some("上海某公司"));
+        assert_eq!(r.get("orgCode"), Some("63169638-2"));
+        assert_eq!(
+            r.fields.iter().position(|f| f.0 == "orgCode"),
+            Some(3),
+            "schema order kept"
+        );
+    }
+
+    #[test]
+    fn rejects_with_codes() {
+        let base = [
+            ("registrationCode", "31103101012006050007"),
+            ("category", "3110"),
+            ("userUnit", "U"),
+        ];
+        let with = |extra: (&str, &str)| {
+            let mut v = base.to_vec();
+            v.push(extra);
+            Record::from_raw(RecordKind::Equipment, &raw(&v))
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(with(("orgCode", "63169638-3")), Code::RecOrgCode);
+        assert_eq!(
+            with(("creditCode", "91310000631696382D")),
+            Code::RecCreditCode
+        );
+        assert_eq!(with(("district", "440101")), Code::RecField);
+        assert_eq!(with(("registrationDate", "2006-02-30")), Code::RecField);
+        let e = Record::from_raw(
+            RecordKind::Equipment,
+            &raw(&[
+                ("registrationCode", "1"),
+                ("category", "3110"),
+                ("userUnit", "U"),
+            ]),
+        );
+        assert_eq!(e.unwrap_err().code, Code::RecRegistrationCode);
+        let e = Record::from_raw(
+            RecordKind::Equipment,
+            &raw(&[("registrationCode", "31103101012006050007")]),
+        );
+        assert_eq!(e.unwrap_err().code, Code::RecField);
+    }
+
+    #[test]
+    fn use_certificate_is_only_a_warning() {
+        let r = Record::from_raw(
+            RecordKind::Equipment,
+            &raw(&[
+                ("registrationCode", "31103101012006050007"),
+                ("category", "3110"),
+                ("userUnit", "U"),
+                ("useCertificate", "???"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(r.warnings.len(), 1);
     }
 }
