@@ -29,6 +29,7 @@ pub struct DemoArgs {
 pub const SAMPLE_BATCH: &str = include_str!("../samples/batch-inspection.xml");
 const INSPECTION: &str = "insp-city";
 const SUPERVISION: &str = "sup-city";
+pub const CITY_INSTITUTE: &str = "上海市特种设备监督检验技术研究院";
 
 fn append(path: &Path, line: &str) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -83,7 +84,8 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
                 .display()
                 .to_string(),
             host_key: pin.clone(),
-            agency: None,
+            // The inspection node is the city institute: supervision routes its records there.
+            agency: (me == SUPERVISION).then(|| CITY_INSTITUTE.to_string()),
         });
         cfg.save(dir)?;
         append(&dir.join("keys/allowed_signers"), peer_line)?;

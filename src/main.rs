@@ -56,6 +56,8 @@ enum Cmd {
     Status,
     /// Ship a sent batch again (the receiver answers "duplicate").
     Resend { batch_id: String },
+    /// Load a batch file into this node's own register; nothing is sent.
+    Import { file: PathBuf },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -207,6 +209,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let node = open(&cli.node)?;
             let name = node.resend(&batch_id)?;
             println!("{name} is back in outbound/ and ships on the next pass");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import { file } => {
+            let mut node = open(&cli.node)?;
+            let r = sedx::outbound::import_file(&mut node, &file)?;
+            println!(
+                "{} record(s) in the register, {} refused (see quarantine/)",
+                r.applied, r.refused
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Acceptance => {

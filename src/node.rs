@@ -229,6 +229,13 @@ impl Node {
                 );
             }
         }
+        let _ = writeln!(
+            w,
+            "rules: {} non-statutory report(s) kept home (R15); {} record(s) held back for their category's start (R9), {} still waiting",
+            self.store.counter("kept_home")?,
+            self.store.counter("held_back")?,
+            self.store.count("deferred")?
+        );
         let q = self.store.quarantined()?;
         let _ = writeln!(w, "quarantine: {} set(s)", q.len());
         for e in q.iter().take(20) {

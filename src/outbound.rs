@@ -128,9 +128,20 @@ struct Part {
     count: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A drop to send.
+    Send,
+    /// The same drop again after a crash: its effects are stored already.
+    Replay,
+    /// Records for this node's own register only (nothing is sent).
+    Import,
+}
+
 /// What the rules made of a dropped file.
 #[derive(Default)]
 struct Sifted {
+    imported: u64,
     parts: BTreeMap<String, Part>,
     rejected: Vec<(u64, String, Reject)>,
     rejected_xml: Vec<String>,
@@ -192,7 +203,8 @@ fn route(
 /// ones are set aside with their reasons. With `replay`, a crash interrupted an
 /// earlier sift of this very file: its effects are already stored, so only the
 /// scratch files are made again.
-fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, replay: bool) -> Result<Sifted> {
+fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, mode: Mode) -> Result<Sifted> {
+    let replay = mode == Mode::Replay;
     let mut out = Sifted::default();
     let policy = node.cfg.policy();
     let me = node.cfg.node.role;
@@ -234,6 +246,21 @@ fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, replay: bool)
             }
         };
         let verdict = judge(&policy, Direction::Sending, me, &rec, &mut tx)?;
+        if mode == Mode::Import {
+            match verdict {
+                Verdict::Reject(rej) => {
+                    out.rejected_xml.push(record_string(&rec));
+                    out.rejected.push((i, rec.key().to_string(), rej));
+                }
+                _ => {
+                    for d in tx.upsert(&rec, me, "local", None)? {
+                        tx.record_discrepancy("local", None, &d)?;
+                    }
+                    out.imported += 1;
+                }
+            }
+            continue;
+        }
         let peer = route(&cfg, to, &rec, &mut tx)?;
         match (verdict, peer) {
             (Verdict::KeepHome, _) => {
@@ -259,7 +286,12 @@ fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, replay: bool)
                 tracing::info!(key = rec.key(), due = %due, "held back until its category's exchange starts (R9)");
                 out.held += 1;
                 if !replay {
-                    tx.defer(&peer, &due, &record_string(&rec))?;
+                    tx.defer(
+                        &peer,
+                        rec.category().unwrap_or_default(),
+                        &due,
+                        &record_string(&rec),
+                    )?;
                 }
             }
             (Verdict::Accept { .. }, Some(peer)) => {
@@ -284,7 +316,7 @@ fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, replay: bool)
             }
         }
     }
-    if !replay {
+    if mode == Mode::Send {
         tx.bump_counter("kept_home", out.kept_home)?;
         tx.bump_counter("held_back", out.held)?;
         tx.note_drop(tag)?;
@@ -386,8 +418,12 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         .to_string();
     let digest = crate::signature::digest_file(path)?;
     let tag = digest.sha256_hex()[..16].to_string();
-    let replay = node.store.drop_seen(&tag)?;
-    let sifted = sift(node, path, to.as_deref(), &tag, replay)?;
+    let mode = if node.store.drop_seen(&tag)? {
+        Mode::Replay
+    } else {
+        Mode::Send
+    };
+    let sifted = sift(node, path, to.as_deref(), &tag, mode)?;
     set_aside(node, &src_name, &me, &sifted)?;
     let given_id = scan
         .root
@@ -475,13 +511,44 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
     Ok(names.into_iter().map(|(n, _)| n).collect())
 }
 
+/// What `sedx import` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    pub applied: u64,
+    pub refused: u64,
+}
+
+/// Load a batch file into this node's own register (R3: a side's register before
+/// the exchange starts). The rules apply as for sending; nothing is sent.
+/// Refused records are kept in quarantine/ with their reasons.
+pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
+    node.schemas.check(path, DocKind::Batch)?;
+    let src_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("import.xml")
+        .to_string();
+    let me = node.id().to_string();
+    let sifted = sift(node, path, None, "import", Mode::Import)?;
+    set_aside(node, &src_name, &me, &sifted)?;
+    Ok(Imported {
+        applied: sifted.imported,
+        refused: sifted.rejected.len() as u64,
+    })
+}
+
 /// Records held back (R9) whose day has come go out as a batch dropped into
 /// outbound/ like any other. Rows are marked with the file before it is written
 /// and removed after, so a crash neither loses nor doubles them.
 pub fn release_due(node: &mut Node, report: &mut PassReport) -> Result<()> {
-    let today = crate::domain::rules::today_shanghai();
+    let policy = node.cfg.policy();
     let me = node.id().to_string();
-    for (file, peer) in node.store.pending_releases(&today)? {
+    let started = |category: &str| {
+        policy
+            .start_of(category)
+            .is_none_or(|d| d <= policy.today.as_str())
+    };
+    for (file, peer) in node.store.pending_releases(started)? {
         let path = node.layout.outbound.join(&file);
         let archived = node.layout.archive.join("outbound").join(&file);
         if !path.exists() && !archived.exists() {

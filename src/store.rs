@@ -6,6 +6,7 @@ use crate::domain::spec::{column, Spec, SPECS};
 use crate::domain::{Record, RecordKind, Role};
 use crate::error::{Code, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 pub struct Store {
@@ -162,7 +163,8 @@ CREATE TABLE IF NOT EXISTS discrepancy(
   id INTEGER PRIMARY KEY, at TEXT NOT NULL, peer TEXT NOT NULL, batch_id TEXT, kind TEXT NOT NULL, key TEXT NOT NULL,
   field TEXT NOT NULL, stored TEXT, received TEXT);
 CREATE TABLE IF NOT EXISTS deferred(
-  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL, released_in TEXT);
+  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, category TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL,
+  released_in TEXT);
 CREATE TABLE IF NOT EXISTS exports(
   batch_id TEXT PRIMARY KEY, peer TEXT NOT NULL, max_version INTEGER NOT NULL, at TEXT NOT NULL);
 "#;
@@ -254,24 +256,41 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Give due deferred records a file to go out in; returns every pending (file, peer).
-    pub fn pending_releases(&mut self, today: &str) -> Result<Vec<(String, String)>> {
+    /// Give deferred records whose category has started (by the rollout dates in
+    /// force now) a file to go out in; returns every pending (file, peer).
+    pub fn pending_releases(
+        &mut self,
+        started: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>> {
         let tx = self.conn.transaction()?;
-        let peers: Vec<String> = {
+        let due: Vec<(i64, String)> = {
             let mut st = tx.prepare(
-                "SELECT DISTINCT peer FROM deferred WHERE due <= ?1 AND released_in IS NULL",
+                "SELECT id, peer, category FROM deferred WHERE released_in IS NULL ORDER BY id",
             )?;
-            let rows = st.query_map([today], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?;
+            let mut due = Vec::new();
+            for row in rows {
+                let (id, peer, category) = row?;
+                if started(&category) {
+                    due.push((id, peer));
+                }
+            }
+            due
         };
-        for peer in peers {
-            let file = format!(
-                "deferred-{today}-{peer}-{}.xml",
-                uuid::Uuid::new_v4().simple()
-            );
+        let mut files: BTreeMap<String, String> = BTreeMap::new();
+        for (id, peer) in due {
+            let file = files.entry(peer.clone()).or_insert_with(|| {
+                format!("deferred-{peer}-{}.xml", uuid::Uuid::new_v4().simple())
+            });
             tx.execute(
-                "UPDATE deferred SET released_in = ?1 WHERE peer = ?2 AND due <= ?3 AND released_in IS NULL",
-                params![file, peer, today],
+                "UPDATE deferred SET released_in = ?1 WHERE id = ?2",
+                params![file.as_str(), id],
             )?;
         }
         tx.commit()?;
@@ -822,10 +841,10 @@ impl ApplyTx<'_> {
     }
 
     /// Keep a record back until its category's exchange starts (R9).
-    pub fn defer(&mut self, peer: &str, due: &str, xml: &str) -> Result<()> {
+    pub fn defer(&mut self, peer: &str, category: &str, due: &str, xml: &str) -> Result<()> {
         self.tx.execute(
-            "INSERT INTO deferred(peer, due, xml) VALUES(?1, ?2, ?3)",
-            params![peer, due, xml],
+            "INSERT INTO deferred(peer, category, due, xml) VALUES(?1, ?2, ?3, ?4)",
+            params![peer, category, due, xml],
         )?;
         Ok(())
     }

@@ -189,3 +189,59 @@ pub fn equipment_batch(first: u32, n: u32) -> String {
     s.push_str("</batch>\n");
     s
 }
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Put a set with this gzip payload, signed by `key`, into `dir` (a peer's inbound).
+pub fn plant_in(
+    dir: &Path,
+    name: &str,
+    gz: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> sedx::set::SetName {
+    let name = sedx::set::SetName::new(name).unwrap();
+    std::fs::write(name.payload(dir), gz).unwrap();
+    let digest = sedx::signature::digest_file(&name.payload(dir)).unwrap();
+    sedx::seal::finish(dir, &name, key, "sedx-batch", &digest).unwrap();
+    name
+}
+
+/// A complete wire batch (header filled) holding `records`.
+pub fn wire_batch(from: &str, to: &str, seq: u64, records: &[&str]) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n<batch xmlns=\"urn:sedx:batch:1\" id=\"{}\" from=\"{from}\" to=\"{to}\" seq=\"{seq}\" created=\"2026-11-27T10:00:00Z\" count=\"{}\">\n{}\n</batch>\n",
+        uuid::Uuid::new_v4(),
+        records.len(),
+        records.join("\n")
+    )
+}
+
+/// A plain batch as a system drops it into outbound.
+pub fn drop_doc(from: &str, records: &[&str]) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"urn:sedx:batch:1\" from=\"{from}\">\n{}\n</batch>\n",
+        records.join("\n")
+    )
+}
+
+/// The texts of the acknowledgments a node has received from `peer`.
+pub fn acks_received(node: &Path, peer: &str) -> Vec<String> {
+    use std::io::Read;
+    walkdir::WalkDir::new(node.join("archive").join(peer))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".xml.gz"))
+        .map(|e| {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(e.path()).unwrap())
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        })
+        .collect()
+}
