@@ -14,6 +14,7 @@ pub mod demo;
 pub mod document;
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod faults;
 pub mod fsx;
 pub mod node;

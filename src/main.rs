@@ -58,6 +58,12 @@ enum Cmd {
     Resend { batch_id: String },
     /// Load a batch file into this node's own register; nothing is sent.
     Import { file: PathBuf },
+    /// Write this node's records changed since the last acknowledged export into outbound/ (R14).
+    Export {
+        /// Records per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: u64,
+    },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -218,6 +224,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} record(s) in the register, {} refused (see quarantine/)",
                 r.applied, r.refused
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Export { batch_size } => {
+            let mut node = open(&cli.node)?;
+            let done = sedx::export::export(&mut node, batch_size.max(1))?;
+            println!(
+                "{} record(s) in {} batch file(s)",
+                done.records,
+                done.files.len()
+            );
+            for f in done.files {
+                println!("  {}", f.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Acceptance => {

@@ -89,6 +89,8 @@ impl Node {
                 .as_bytes(),
         )?;
         cfg.save(dir)?;
+        // The store exists from the start: a local system may write into it (R14).
+        Store::open(&layout.resolve(&cfg.node.store))?;
         let host_key_pin = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub")
             .ok()
             .and_then(|t| ssh_key::PublicKey::from_openssh(t.trim()).ok())

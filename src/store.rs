@@ -166,7 +166,7 @@ CREATE TABLE IF NOT EXISTS deferred(
   id INTEGER PRIMARY KEY, peer TEXT NOT NULL, category TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL,
   released_in TEXT);
 CREATE TABLE IF NOT EXISTS exports(
-  batch_id TEXT PRIMARY KEY, peer TEXT NOT NULL, max_version INTEGER NOT NULL, at TEXT NOT NULL);
+  file TEXT PRIMARY KEY, max_version INTEGER NOT NULL, records INTEGER NOT NULL, at TEXT NOT NULL);
 "#;
 
 /// One table per record kind, its columns from the kind's fields.
@@ -183,10 +183,21 @@ fn record_tables() -> String {
             RecordKind::InspectionReport => ", national INTEGER NOT NULL DEFAULT 0",
             _ => "",
         };
+        // Rows a local system writes directly (no exporter of its own, R14) get a
+        // change number from the triggers, so `sedx export` finds them.
         sql.push_str(&format!(
-            "CREATE TABLE IF NOT EXISTS {t}({c}{extra}, origin TEXT NOT NULL, source_batch TEXT,
-               updated_at TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY({k}));
-             CREATE INDEX IF NOT EXISTS {t}_version ON {t}(version);\n",
+            "CREATE TABLE IF NOT EXISTS {t}({c}{extra}, origin TEXT NOT NULL DEFAULT 'local', source_batch TEXT,
+               updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')), version INTEGER,
+               PRIMARY KEY({k}));
+             CREATE INDEX IF NOT EXISTS {t}_version ON {t}(version);
+             CREATE TRIGGER IF NOT EXISTS {t}_stamp AFTER INSERT ON {t} WHEN NEW.version IS NULL BEGIN
+               UPDATE meta SET value = value + 1 WHERE name = 'version';
+               UPDATE {t} SET version = (SELECT value FROM meta WHERE name = 'version') WHERE rowid = NEW.rowid;
+             END;
+             CREATE TRIGGER IF NOT EXISTS {t}_touch AFTER UPDATE ON {t} WHEN NEW.version IS OLD.version BEGIN
+               UPDATE meta SET value = value + 1 WHERE name = 'version';
+               UPDATE {t} SET version = (SELECT value FROM meta WHERE name = 'version') WHERE rowid = NEW.rowid;
+             END;\n",
             t = spec.table,
             c = cols.join(", "),
             k = column(spec.key),
@@ -213,6 +224,7 @@ impl Store {
         // FULL: a commit is on disk before the next step (the durability rule).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch("INSERT OR IGNORE INTO meta(name, value) VALUES('version', 0);")?;
         conn.execute_batch(&record_tables())?;
         Ok(Store { conn })
     }
@@ -617,6 +629,27 @@ impl Store {
 
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The change number up to which an export has been acknowledged (R14):
+    /// every set sealed from it answered accepted or partially accepted.
+    pub fn last_acknowledged_export(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(max(e.max_version), 0) FROM exports e
+             WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.src_name = e.file)
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.src_name = e.file
+                               AND coalesce(o.ack_status, '') NOT IN ('accepted', 'partially-accepted'))",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn record_export(&self, file: &str, max_version: i64, records: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO exports(file, max_version, records, at) VALUES(?1, ?2, ?3, ?4)",
+            params![file, max_version, records, now()],
+        )?;
+        Ok(())
     }
 }
 

@@ -501,3 +501,54 @@ fn full_width_codes_are_normalised_not_rejected() {
         "上海外滩置业有限公司"
     );
 }
+
+#[test]
+fn delta_export_sends_only_what_changed_since_the_last_acknowledged_export() {
+    let p = Pair::new();
+    // A supervision system with no exporter of its own writes into the store.
+    let db = p.sup.join("store.sqlite");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "INSERT INTO equipment(registration_code, category, user_unit, use_status, inspection_agency) VALUES(?1, '3110', '上海外滩置业有限公司', '在用', ?2)",
+        [E1, CI],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO construction_notice(notice_number, category, user_unit, address, construction_unit, construction_kind, planned_start, inspection_agency)
+         VALUES('SG-9', '3110', '上海某公司', '黄浦区某路1号', '上海三菱电梯有限公司', 'installation', '2006-08-01', ?1)",
+        [CI],
+    )
+    .unwrap();
+    let out = stdout(sedx(&p.sup, &["export"]));
+    assert!(out.starts_with("2 record(s) in 1 batch file(s)"), "{out}");
+    exchange_down(&p);
+    let idb = p.insp.join("store.sqlite");
+    assert_eq!(
+        sql_text(&idb, "SELECT use_status FROM equipment").unwrap(),
+        "在用"
+    );
+    assert_eq!(
+        sql_count(&idb, "SELECT count(*) FROM construction_notice"),
+        1
+    );
+    let out = stdout(sedx(&p.sup, &["export"]));
+    assert!(
+        out.starts_with("0 record(s)"),
+        "nothing changed since the acknowledged export: {out}"
+    );
+    conn.execute(
+        "UPDATE equipment SET use_status = '停用' WHERE registration_code = ?1",
+        [E1],
+    )
+    .unwrap();
+    let out = stdout(sedx(&p.sup, &["export"]));
+    assert!(out.starts_with("1 record(s) in 1 batch file(s)"), "{out}");
+    exchange_down(&p);
+    assert_eq!(
+        sql_text(&idb, "SELECT use_status FROM equipment").unwrap(),
+        "停用"
+    );
+    // Records received from the peer are never exported back.
+    let out = stdout(sedx(&p.insp, &["export"]));
+    assert!(out.starts_with("0 record(s)"), "{out}");
+}
