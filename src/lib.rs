@@ -17,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod faults;
 pub mod fsx;
+pub mod gen;
 pub mod node;
 pub mod outbound;
 pub mod receive;

@@ -64,6 +64,30 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         batch_size: u64,
     },
+    /// Write synthetic city-scale data (equipment and reports) as batch files.
+    Gen {
+        /// Folder for the batch files and manifest.csv.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of equipment records with one injected defect (0.0-1.0).
+        #[arg(long, default_value_t = 0.0)]
+        defects: f64,
+        /// Share of reports that are non-statutory.
+        #[arg(long, default_value_t = 0.02)]
+        non_statutory: f64,
+        #[arg(long, default_value_t = 10_000)]
+        batch_size: u64,
+        #[arg(long, default_value = "insp-city")]
+        from: String,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
+        agency: String,
+    },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -237,6 +261,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for f in done.files {
                 println!("  {}", f.display());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Gen {
+            out,
+            records,
+            seed,
+            defects,
+            non_statutory,
+            batch_size,
+            from,
+            to,
+            agency,
+        } => {
+            let opts = sedx::gen::GenOptions {
+                out,
+                records,
+                seed,
+                defects: defects.clamp(0.0, 1.0),
+                non_statutory: non_statutory.clamp(0.0, 1.0),
+                batch_size: batch_size.max(3),
+                from,
+                to,
+                agency,
+            };
+            let g = sedx::gen::generate(&opts)?;
+            println!(
+                "{} records ({} equipment, {} reports, {} non-statutory) in {} files; defects: {:?}",
+                g.records, g.equipment, g.reports, g.non_statutory, g.files, g.defects
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Acceptance => {

@@ -1,0 +1,374 @@
+//! `sedx gen`: realistic synthetic data for a whole city, reproducible from a
+//! seed and streamed (flat memory at any size), with a chosen share of defects
+//! whose kinds and counts are written to manifest.csv.
+
+use crate::document::BATCH_NS;
+use crate::domain::ids::SHANGHAI_DIVISIONS;
+use crate::error::{IoContext, Result};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// splitmix64: small, fast and the same on every machine.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+/// (category code, share, conclusions): new catalogue codes and old ones (2160, 1120).
+const CATEGORIES: &[(&str, u64, &[&str])] = &[
+    ("3110", 40, &["合格", "合格", "合格", "复检合格", "不合格"]),
+    ("3120", 6, &["合格", "复检合格"]),
+    ("3310", 8, &["合格", "不合格"]),
+    ("4110", 8, &["合格", "复检合格"]),
+    ("4D00", 4, &["合格"]),
+    ("1120", 6, &["符合要求", "基本符合要求", "不符合要求"]),
+    ("1000", 3, &["符合要求", "基本符合要求"]),
+    ("2160", 8, &["符合要求", "基本符合要求", "不符合要求"]),
+    ("2100", 6, &["符合要求", "允许使用"]),
+    ("5110", 6, &["合格", "不合格"]),
+    ("6000", 3, &["合格", "停止使用"]),
+    ("9000", 2, &["合格"]),
+];
+
+const NAME_HEADS: &[&str] = &[
+    "宏达", "申华", "金桥", "永安", "新华", "东方", "恒丰", "华联", "瑞金", "百联", "锦江", "海通",
+    "浦江", "长江", "中远", "光明", "大众", "绿地", "城建", "久事",
+];
+const NAME_TRADES: &[&str] = &[
+    "物业管理",
+    "置业",
+    "商厦",
+    "酒店管理",
+    "热力",
+    "化工",
+    "机械制造",
+    "物流",
+    "食品",
+    "医院",
+    "学校",
+    "地铁运营",
+    "港务",
+    "钢铁",
+    "纺织",
+    "印刷",
+];
+const NAME_TAILS: &[&str] = &["有限公司", "股份有限公司", "有限责任公司", "集团有限公司"];
+const ROADS: &[&str] = &[
+    "南京东路",
+    "淮海中路",
+    "四川北路",
+    "世纪大道",
+    "张杨路",
+    "漕溪北路",
+    "延安西路",
+    "长寿路",
+    "沪闵路",
+    "共和新路",
+    "曹安公路",
+    "浦东南路",
+    "中山北路",
+    "吴中路",
+    "天山路",
+    "肇嘉浜路",
+];
+const USE_STATUS: &[&str] = &["在用", "在用", "在用", "在用", "停用", "未投入使用"];
+const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// The defects `gen` can inject, with the reason code each must draw.
+pub const DEFECTS: &[(&str, &str)] = &[
+    ("org-code-check", "REC-ORGCODE"),
+    ("credit-code-check", "REC-CREDITCODE"),
+    ("registration-code-division", "REC-REGCODE"),
+    ("missing-user-unit", "REC-FIELD"),
+    ("district-not-shanghai", "REC-FIELD"),
+    ("duplicate-equipment", "REC-DUPLICATE"),
+];
+
+fn org_body(rng: &mut Rng) -> String {
+    (0..8)
+        .map(|_| (b'0' + rng.below(10) as u8) as char)
+        .collect()
+}
+
+fn org_check(body: &str) -> char {
+    const W: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .bytes()
+        .zip(W)
+        .map(|(b, w)| (b - b'0') as u32 * w)
+        .sum();
+    match 11 - sum % 11 {
+        10 => 'X',
+        11 => '0',
+        n => char::from_digit(n, 10).unwrap_or('0'),
+    }
+}
+
+fn credit_code(division: &str, org: &str) -> String {
+    let body = format!("91{division}{}", org.replace('-', ""));
+    let mut sum = 0u32;
+    let mut w = 1u32;
+    for b in body.bytes() {
+        let v = ALNUM.iter().position(|&a| a == b).unwrap_or(0) as u32;
+        sum += v * w;
+        w = w * 3 % 31;
+    }
+    let check = (31 - sum % 31) % 31;
+    format!("{body}{}", ALNUM[check as usize] as char)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;")
+}
+
+/// Options of a generation run.
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub out: PathBuf,
+    /// Records in all (equipment and reports, about half each).
+    pub records: u64,
+    pub seed: u64,
+    /// Share of equipment records given one defect.
+    pub defects: f64,
+    /// Share of reports that are non-statutory (they stay home, R15).
+    pub non_statutory: f64,
+    pub batch_size: u64,
+    pub from: String,
+    pub to: Option<String>,
+    pub agency: String,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct Generated {
+    pub files: u64,
+    pub records: u64,
+    pub equipment: u64,
+    pub reports: u64,
+    pub non_statutory: u64,
+    pub defects: BTreeMap<&'static str, u64>,
+}
+
+struct Batch {
+    w: BufWriter<File>,
+    path: PathBuf,
+    records: u64,
+}
+
+fn open_batch(opts: &GenOptions, n: u64) -> Result<Batch> {
+    let path = opts.out.join(format!("gen-{:06}.xml", n));
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(&path).at(&path)?);
+    let to = opts
+        .to
+        .as_ref()
+        .map(|t| format!(" to=\"{t}\""))
+        .unwrap_or_default();
+    write!(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"{BATCH_NS}\" from=\"{}\"{to}>\n", opts.from).at(&path)?;
+    Ok(Batch {
+        w,
+        path,
+        records: 0,
+    })
+}
+
+fn close_batch(b: Batch) -> Result<()> {
+    let Batch { mut w, path, .. } = b;
+    w.write_all(b"</batch>\n").at(&path)?;
+    w.flush().at(&path)
+}
+
+pub fn generate(opts: &GenOptions) -> Result<Generated> {
+    crate::fsx::create_dir_all(&opts.out)?;
+    let mut rng = Rng::new(opts.seed);
+    let mut done = Generated::default();
+    let total_share: u64 = CATEGORIES.iter().map(|c| c.1).sum();
+    let divisions: Vec<&str> = SHANGHAI_DIVISIONS
+        .iter()
+        .map(|d| d.0)
+        .filter(|d| *d != "310000")
+        .collect();
+    let mut batch: Option<Batch> = None;
+    let mut i = 0u64;
+    while done.records < opts.records {
+        if batch
+            .as_ref()
+            .is_none_or(|b| b.records + 3 > opts.batch_size.max(3))
+        {
+            if let Some(b) = batch.take() {
+                close_batch(b)?;
+            }
+            done.files += 1;
+            batch = Some(open_batch(opts, done.files)?);
+        }
+        let Some(b) = batch.as_mut() else { continue };
+        // A unique registration code for index i: (division, month, sequence) never repeat.
+        let mut pick = rng.below(total_share);
+        let (category, _, conclusions) = CATEGORIES
+            .iter()
+            .find(|c| {
+                if pick < c.1 {
+                    true
+                } else {
+                    pick -= c.1;
+                    false
+                }
+            })
+            .copied()
+            .unwrap_or(CATEGORIES[0]);
+        let k = i / 10_000;
+        let month = k % 300;
+        let (year, mon) = (1998 + month / 12, month % 12 + 1);
+        let division = divisions[((k / 300) as usize) % divisions.len()];
+        let mut reg_code = format!("{category}{division}{year:04}{mon:02}{:04}", i % 10_000);
+        let district = if division == "310230" {
+            "310151"
+        } else {
+            division
+        };
+        let district_name = SHANGHAI_DIVISIONS
+            .iter()
+            .find(|d| d.0 == district)
+            .map(|d| d.1)
+            .unwrap_or("黄浦区");
+        let mut unit = format!(
+            "上海{}{}{}",
+            rng.pick(NAME_HEADS),
+            rng.pick(NAME_TRADES),
+            rng.pick(NAME_TAILS)
+        );
+        let body = org_body(&mut rng);
+        let mut org = format!("{body}-{}", org_check(&body));
+        let use_credit = rng.chance(0.5);
+        let mut credit = credit_code(district, &org);
+        let mut district_field = district.to_string();
+        let mut defect = None;
+        if rng.chance(opts.defects) {
+            let (name, _) = *rng.pick(DEFECTS);
+            defect = Some(name);
+            match name {
+                "org-code-check" => {
+                    let good = org_check(&body);
+                    let bad = if good == '0' { '1' } else { '0' };
+                    org = format!("{body}-{bad}");
+                }
+                "credit-code-check" => {
+                    let last = credit.pop().unwrap_or('0');
+                    credit.push(if last == 'Y' { 'X' } else { 'Y' });
+                }
+                "registration-code-division" => reg_code.replace_range(4..10, "440101"),
+                "missing-user-unit" => unit.clear(),
+                "district-not-shanghai" => district_field = "440101".into(),
+                _ => {}
+            }
+            *done.defects.entry(name).or_default() += 1;
+        }
+        let id = if use_credit && defect != Some("org-code-check") {
+            format!("<creditCode>{credit}</creditCode>")
+        } else if defect == Some("credit-code-check") {
+            format!("<orgCode>{org}</orgCode><creditCode>{credit}</creditCode>")
+        } else {
+            format!("<orgCode>{org}</orgCode>")
+        };
+        let road = rng.pick(ROADS);
+        let equipment = format!(
+            "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{:08}</factorySerial><internalNumber>{}号</internalNumber><userUnit>{}</userUnit>{id}<address>{district_name}{road}{}号</address><district>{district_field}</district><useStatus>{}</useStatus><inspectionAgency>{}</inspectionAgency></equipment>\n",
+            rng.below(100_000_000),
+            rng.below(40) + 1,
+            esc(&unit),
+            rng.below(2000) + 1,
+            rng.pick(USE_STATUS),
+            esc(&opts.agency),
+        );
+        b.w.write_all(equipment.as_bytes()).at(&b.path)?;
+        b.records += 1;
+        done.records += 1;
+        done.equipment += 1;
+        if defect == Some("duplicate-equipment") {
+            b.w.write_all(equipment.as_bytes()).at(&b.path)?;
+            b.records += 1;
+            done.records += 1;
+            done.equipment += 1;
+        }
+        // A report goes with sound equipment only, so each defect draws exactly one refusal.
+        if done.records < opts.records && matches!(defect, None | Some("duplicate-equipment")) {
+            let y = 2006 + rng.below(19);
+            let (m, d) = (rng.below(12) + 1, rng.below(28) + 1);
+            let non_statutory = rng.chance(opts.non_statutory);
+            let kind = if non_statutory {
+                "commissioned"
+            } else if rng.chance(0.1) {
+                "installation-supervision"
+            } else {
+                "periodic"
+            };
+            let report = format!(
+                "  <inspectionReport><reportNumber>JY{y}-{i:08}</reportNumber><registrationCode>{reg_code}</registrationCode><kind>{kind}</kind><date>{y}-{m:02}-{d:02}</date><conclusion>{}</conclusion><nextDue>{}-{m:02}-{d:02}</nextDue><agency>{}</agency><approved>{y}-{m:02}-{d:02}T17:30:00+08:00</approved></inspectionReport>\n",
+                rng.pick(conclusions),
+                y + 1,
+                esc(&opts.agency),
+            );
+            b.w.write_all(report.as_bytes()).at(&b.path)?;
+            b.records += 1;
+            done.records += 1;
+            done.reports += 1;
+            done.non_statutory += u64::from(non_statutory);
+        }
+        i += 1;
+    }
+    if let Some(b) = batch.take() {
+        close_batch(b)?;
+    }
+    write_manifest(&opts.out, &done)?;
+    Ok(done)
+}
+
+fn write_manifest(dir: &Path, done: &Generated) -> Result<()> {
+    let mut text = String::from("defect,reason_code,count\n");
+    for (name, code) in DEFECTS {
+        text.push_str(&format!(
+            "{name},{code},{}\n",
+            done.defects.get(name).copied().unwrap_or(0)
+        ));
+    }
+    text.push_str(&format!("non-statutory,KEPT-HOME,{}\n", done.non_statutory));
+    crate::fsx::write_atomic(&dir.join("manifest.csv"), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids;
+
+    #[test]
+    fn generated_identifiers_are_valid() {
+        let mut rng = Rng::new(1);
+        for _ in 0..1000 {
+            let body = org_body(&mut rng);
+            let org = format!("{body}-{}", org_check(&body));
+            assert!(ids::org_code_valid(&org), "{org}");
+            assert!(ids::credit_code_valid(&credit_code("310115", &org)));
+        }
+    }
+}
