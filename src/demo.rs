@@ -97,7 +97,7 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
 fn step(title: &str, node: &mut Node) -> Result<()> {
     let r = node.pass();
     println!(
-        "  {title}: sealed {}, shipped {}, applied {}, acknowledgments received {}, quarantined {}",
+        "   [{title}] sealed {}, shipped {}, applied {}, acknowledgments received {}, quarantined {}",
         r.sealed, r.shipped, r.applied, r.acks_received, r.quarantined
     );
     match r.errors.first() {
@@ -106,10 +106,31 @@ fn step(title: &str, node: &mut Node) -> Result<()> {
     }
 }
 
+/// Supervision passes, inspection passes, supervision reads the answer.
+fn down(sup: &mut Node, insp: &mut Node) -> Result<()> {
+    step("supervision", sup)?;
+    step("inspection", insp)?;
+    step("supervision", sup)
+}
+
+fn up(sup: &mut Node, insp: &mut Node) -> Result<()> {
+    step("inspection", insp)?;
+    step("supervision", sup)?;
+    step("inspection", insp)
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("     {l}\n")).collect()
+}
+
+pub const REGISTER: &str = include_str!("../samples/demo/supervision-register.xml");
+pub const NOTICE: &str = include_str!("../samples/demo/construction-notice.xml");
+pub const CODE_CHANGE: &str = include_str!("../samples/demo/code-change.xml");
+
 pub fn run(args: &DemoArgs) -> Result<()> {
     let (insp_dir, sup_dir) = pair(args)?;
     println!(
-        "Two nodes: {INSPECTION} (inspection, 检验) in {}",
+        "Two nodes: {INSPECTION} (inspection, 检验; the city institute) in {}",
         insp_dir.display()
     );
     println!(
@@ -120,31 +141,94 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         "Both log in to the sshd on 127.0.0.1:{} with their own keys; host key pinned.\n",
         args.sshd_port
     );
-    let drop = insp_dir.join("outbound/inspection-2006-06-05.xml");
-    crate::fsx::write_atomic(&drop, SAMPLE_BATCH.as_bytes())?;
-    println!(
-        "1. The inspection system drops {} (3 equipment, 2 approved reports) into outbound/.",
-        drop.display()
-    );
     let mut insp = Node::open(&insp_dir)?;
     let mut sup = Node::open(&sup_dir)?;
-    step("inspection node", &mut insp)?;
-    println!("2. The supervision node verifies, validates, applies and acknowledges:");
-    step("supervision node", &mut sup)?;
-    println!("3. The acknowledgment travels back:");
-    step("inspection node", &mut insp)?;
 
-    println!("\nIn the supervision store now:");
-    for code in [
-        "31103101012006050007",
-        "11203101122006040013",
-        "40003101072006030021",
-    ] {
-        match crate::views::equipment_show(&sup.store, code)? {
-            Some(view) => print!("{view}"),
-            None => println!("equipment {code}: not applied (rejected, see the acknowledgment)"),
-        }
+    println!(
+        "1. Supervision loads its register (sedx import): elevator 31103101092006020031 is the"
+    );
+    println!("   上海市电梯检测站's to inspect.");
+    let register = args.dir.join("supervision-register.xml");
+    crate::fsx::write_atomic(&register, REGISTER.as_bytes())?;
+    let r = crate::outbound::import_file(&mut sup, &register)?;
+    println!("   {} record(s) in the supervision register\n", r.applied);
+
+    println!("2. Supervision drops a construction notice (施工告知); it goes down to the city institute:");
+    crate::fsx::write_atomic(&sup_dir.join("outbound/notice.xml"), NOTICE.as_bytes())?;
+    down(&mut sup, &mut insp)?;
+    let queue = crate::views::acceptance(&insp.store)?;
+    println!(
+        "   The city institute's acceptance queue (sedx acceptance), {} notice(s):",
+        queue.len()
+    );
+    for a in &queue {
+        println!(
+            "     {} {} {} planned {}",
+            a.notice, a.user_unit, a.address, a.planned_start
+        );
     }
-    println!("\nStatus of the inspection node:\n{}", insp.status()?);
+
+    println!("\n3. The inspection system drops its batch: two elevators, a boiler and a crane; two approved");
+    println!(
+        "   statutory reports, a commissioned (non-statutory) one, a report on an elevator another"
+    );
+    println!("   agency is responsible for, and the crane with a wrong organization code:");
+    crate::fsx::write_atomic(
+        &insp_dir.join("outbound/inspection-2006-06-12.xml"),
+        SAMPLE_BATCH.as_bytes(),
+    )?;
+    up(&mut sup, &mut insp)?;
+    let refused =
+        std::fs::read_to_string(insp_dir.join("quarantine/inspection-2006-06-12.rejected.txt"))
+            .unwrap_or_default();
+    println!(
+        "   Kept home: {} non-statutory report(s) (R15).",
+        insp.store.counter("kept_home")?
+    );
+    println!("   Refused on the way out (quarantine/inspection-2006-06-12.rejected.txt):");
+    print!("{}", indent(&refused));
+    for e in insp
+        .store
+        .outbox_all()?
+        .iter()
+        .filter(|e| e.kind == "batch")
+    {
+        println!(
+            "   Acknowledgment from supervision: {} ({})",
+            e.ack_status.as_deref().unwrap_or("none yet"),
+            e.ack_detail.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "   The construction notice's equipment is not inspected yet: {} notice(s) still queued.",
+        crate::views::acceptance(&insp.store)?.len()
+    );
+
+    println!("\n4. Supervision changes the Huangpu elevator's registration code; it goes down:");
+    crate::fsx::write_atomic(
+        &sup_dir.join("outbound/code-change.xml"),
+        CODE_CHANGE.as_bytes(),
+    )?;
+    down(&mut sup, &mut insp)?;
+    println!("   sedx equipment show 31103101012006050007 (at the city institute):");
+    if let Some(view) = crate::views::equipment_show(&insp.store, "31103101012006050007")? {
+        print!("{}", indent(&view));
+    }
+
+    println!("\n5. What supervision holds and what it noticed:");
+    let d = crate::views::discrepancies(&sup.store)?;
+    println!(
+        "   equipment {}, inspection reports {}, discrepancies {}",
+        sup.store.count("equipment")?,
+        sup.store.count("inspection_report")?,
+        d.len()
+    );
+    for line in d {
+        println!("     {line}");
+    }
+    println!(
+        "\nStatus of the inspection node:\n{}",
+        indent(&insp.status()?)
+    );
     Ok(())
 }

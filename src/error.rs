@@ -64,6 +64,36 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 27] = [
+        Code::SetName,
+        Code::SetMarker,
+        Code::SetChecksum,
+        Code::SetSignature,
+        Code::SetSigner,
+        Code::SetGzip,
+        Code::SetTooLarge,
+        Code::XmlDoctype,
+        Code::XmlMalformed,
+        Code::XmlSchema,
+        Code::BatchSender,
+        Code::BatchReceiver,
+        Code::BatchHeader,
+        Code::BatchSequence,
+        Code::BatchCount,
+        Code::RecRegistrationCode,
+        Code::RecOrgCode,
+        Code::RecCreditCode,
+        Code::RecField,
+        Code::RecDuplicate,
+        Code::RecOwner,
+        Code::RecNonStatutory,
+        Code::RecUnapproved,
+        Code::RecRollout,
+        Code::RecNoEquipment,
+        Code::RecResponsibility,
+        Code::RecRoute,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::SetName => "SET-NAME",
@@ -157,5 +187,22 @@ impl<T> IoContext<T> for std::io::Result<T> {
             path: path.into(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn every_code_is_documented_and_listed_once() {
+        let doc = include_str!("../docs/reason-codes.md");
+        for (i, code) in Code::ALL.iter().enumerate() {
+            assert!(
+                doc.contains(&format!("`{}`", code.as_str())),
+                "{code} missing from docs/reason-codes.md"
+            );
+            assert!(!Code::ALL[..i].contains(code), "{code} listed twice");
+        }
     }
 }

@@ -239,7 +239,7 @@ impl Node {
             self.store.count("deferred")?
         );
         let q = self.store.quarantined()?;
-        let _ = writeln!(w, "quarantine: {} set(s)", q.len());
+        let _ = writeln!(w, "quarantine: {} item(s)", q.len());
         for e in q.iter().take(20) {
             let from = e.peer.as_deref().unwrap_or("outbound");
             let _ = writeln!(w, "  {} {from} {}: {} {}", e.at, e.name, e.code, e.detail);

@@ -82,7 +82,7 @@ fn validate_and_verify_commands() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid batch document (5 records)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid batch document (8 records)"));
     p.drop_batch("b.xml", &sample_batch());
     p.pass(&p.insp);
     let set = p.sup_inbound().join(
@@ -188,6 +188,6 @@ fn watcher_does_the_whole_exchange_by_itself() {
             &p.sup.join("store.sqlite"),
             "SELECT count(*) FROM equipment"
         ),
-        2
+        3
     );
 }

@@ -54,8 +54,8 @@ fn killed_at(point: &str, crashing_node: fn(&Pair) -> &Path) {
         1,
         "applied exactly once"
     );
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 2);
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 2);
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 3);
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 3);
     assert_eq!(
         sql_count(&db, "SELECT count(*) FROM record_result"),
         0,

@@ -15,8 +15,8 @@ fn batch_crosses_is_applied_and_acknowledged() {
     let r = p.pass(&p.sup);
     assert_eq!((r.applied, r.shipped, r.quarantined), (1, 1, 0));
     let db = p.sup.join("store.sqlite");
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 2);
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 2);
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 3);
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 3);
     assert_eq!(
         sql_text(
             &db,
@@ -41,7 +41,7 @@ fn batch_crosses_is_applied_and_acknowledged() {
         "accepted"
     );
     let detail = sql_text(&idb, "SELECT ack_detail FROM outbox WHERE kind='batch'").unwrap();
-    assert!(detail.starts_with("accepted 4, rejected 0"), "{detail}");
+    assert!(detail.starts_with("accepted 6, rejected 0"), "{detail}");
     // The record with a wrong organization code was refused on the way out.
     let reasons = fs::read_to_string(p.insp.join("quarantine/b1.rejected.txt")).unwrap();
     assert!(

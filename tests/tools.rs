@@ -43,7 +43,7 @@ fn set_made_with_standard_tools_is_accepted() {
     let id = uuid::Uuid::new_v4();
     let xml = sample_batch().replace(
         r#"from="insp-city" to="sup-city">"#,
-        &format!(r#"id="{id}" from="insp-city" to="sup-city" seq="1" created="2026-11-27T02:00:00+08:00" count="5">"#),
+        &format!(r#"id="{id}" from="insp-city" to="sup-city" seq="1" created="2026-11-27T02:00:00+08:00" count="8">"#),
     );
     fs::write(hand.join("by-hand.xml"), xml).unwrap();
     let key = p.insp.join("keys/signing_ed25519");
@@ -81,7 +81,7 @@ fn set_made_with_standard_tools_is_accepted() {
         sql_text(&db, "SELECT batch_id FROM journal").unwrap(),
         id.to_string()
     );
-    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 2);
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 3);
     assert_eq!(p.pass(&p.insp).acks_received, 1);
 }
 
