@@ -552,3 +552,49 @@ fn delta_export_sends_only_what_changed_since_the_last_acknowledged_export() {
     let out = stdout(sedx(&p.insp, &["export"]));
     assert!(out.starts_with("0 record(s)"), "{out}");
 }
+
+#[test]
+fn supervision_routes_each_record_to_the_responsible_agency() {
+    let p = Pair::new();
+    // A second agency, reached over the same sshd; its inbound is a plain folder here.
+    let other_inbound = p.tmp.path().join("other-agency-inbound");
+    fs::create_dir_all(&other_inbound).unwrap();
+    let mut cfg = Config::load(&p.sup).unwrap();
+    let mut other = cfg.peers[0].clone();
+    other.id = "insp-b".into();
+    other.agency = Some(OTHER.into());
+    other.remote_inbound = other_inbound.display().to_string();
+    cfg.peers.push(other);
+    cfg.save(&p.sup).unwrap();
+    let registration = |code: &str, agency: &str| {
+        format!("<useRegistration><registrationCode>{code}</registrationCode><useCertificate>沪梯（2006）0107</useCertificate><category>3110</category><userUnit>上海外滩置业有限公司</userUnit><registrationAuthority>黄浦区质量技术监督局</registrationAuthority><registrationDate>2006-05-18</registrationDate><inspectionAgency>{agency}</inspectionAgency></useRegistration>")
+    };
+    drop_into(
+        &p.sup,
+        "regs.xml",
+        &drop_doc(SUP, &[&registration(E1, CI), &registration(E2, OTHER)]),
+    );
+    let r = p.pass(&p.sup);
+    assert_eq!((r.sealed, r.shipped), (2, 2), "one batch per agency");
+    assert_eq!(
+        files_in(&other_inbound).len(),
+        3,
+        "a set for the other agency"
+    );
+    p.pass(&p.insp);
+    let view = stdout(sedx(&p.insp, &["equipment", "show", E1]));
+    assert!(
+        view.contains("useCertificate         沪梯（2006）0107"),
+        "a use registration updates the equipment: {view}"
+    );
+    let idb = p.insp.join("store.sqlite");
+    assert_eq!(
+        sql_count(&idb, "SELECT count(*) FROM use_registration"),
+        1,
+        "only its own agency's record"
+    );
+    assert_eq!(
+        sql_text(&idb, "SELECT registration_code FROM use_registration").unwrap(),
+        E1
+    );
+}

@@ -212,6 +212,14 @@ mod tests {
     fn registration_codes() {
         assert_eq!(registration_code_problem("21603101012006010101"), None);
         assert_eq!(registration_code_problem("4D003101152015020001"), None);
+        // Divisions of the period, since merged: 卢湾, 闸北, 南汇, 崇明县.
+        for old in ["310103", "310108", "310119", "310230"] {
+            assert_eq!(
+                registration_code_problem(&format!("2160{old}2006010101")),
+                None,
+                "{old}"
+            );
+        }
         assert!(registration_code_problem("2160310101200601010").is_some());
         assert!(registration_code_problem("21604401012006010101").is_some());
         assert!(registration_code_problem("21603101012006130101").is_some());
