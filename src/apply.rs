@@ -3,9 +3,9 @@
 
 use crate::document::{BatchHeader, RecordReader};
 use crate::domain::rules::{judge, Direction, Policy, Verdict};
-use crate::domain::{Record, Role};
+use crate::domain::{RawRecord, Record, RecordKind, Role};
 use crate::error::{Code, IoContext, Reject, Result};
-use crate::store::{AckStatus, JournalEntry, RecordRejection, Store};
+use crate::store::{AckStatus, ApplyTx, JournalEntry, RecordRejection, Store};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -66,15 +66,7 @@ pub fn apply_batch(
     let mut tx = store.begin_apply()?;
     let mut index = 0u64;
     while let Some((kind, raw)) = reader.next_record()? {
-        let verdict = match Record::from_raw(kind, &raw) {
-            Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
-                Code::RecDuplicate,
-                format!(
-                    "{} {} appears more than once in this batch",
-                    kind.element(),
-                    rec.key()
-                ),
-            )),
+        let verdict = match read_record(&mut tx, kind, &raw)? {
             Ok(rec) => match judge(policy, Direction::Receiving, sender, &rec, &mut tx)? {
                 Verdict::Accept { national } => Ok((rec, national)),
                 Verdict::Reject(r) => Err(r),
@@ -99,12 +91,7 @@ pub fn apply_batch(
                 }
             }
             Err(rej) => {
-                let key = raw
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == kind.spec().key)
-                    .map(|(_, v)| v.trim().to_string())
-                    .unwrap_or_default();
+                let key = raw.key(kind);
                 let rejection = RecordRejection {
                     index,
                     key,
@@ -120,6 +107,25 @@ pub fn apply_batch(
     let entry = arrival.journal(header, status, tx.accepted, tx.rejected, None);
     tx.commit(&entry)?;
     Ok(entry)
+}
+
+/// A record checked on its own and against the rest of its batch (no key twice).
+pub(crate) fn read_record(
+    tx: &mut ApplyTx<'_>,
+    kind: RecordKind,
+    raw: &RawRecord,
+) -> Result<Result<Record, Reject>> {
+    Ok(match Record::from_raw(kind, raw) {
+        Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
+            Code::RecDuplicate,
+            format!(
+                "{} {} appears more than once in this batch",
+                kind.element(),
+                rec.key()
+            ),
+        )),
+        other => other,
+    })
 }
 
 /// Journal a batch refused as a whole (its sequence number is used up, so the

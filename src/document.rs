@@ -3,7 +3,7 @@
 
 use crate::domain::{RawRecord, RecordKind};
 use crate::error::{Code, Reject};
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::{Reader, Writer};
 use std::io::{BufRead, Write};
 
@@ -355,72 +355,6 @@ impl<R: BufRead> RecordReader<R> {
             }
         }
     }
-}
-
-/// Copy a document, replacing the root element's attributes with `attrs` (other
-/// attributes such as xmlns are kept). Used to fill a dropped batch's header.
-pub fn rewrite_root(
-    input: impl BufRead,
-    output: impl Write,
-    attrs: &[(String, String)],
-) -> Result<(), RewriteError> {
-    let mut reader = Reader::from_reader(input);
-    let mut writer = Writer::new(output);
-    let mut buf = Vec::new();
-    let mut seen_root = false;
-    let mut wrote_decl = false;
-    loop {
-        let ev = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| RewriteError::Xml(e.to_string()))?;
-        if !wrote_decl && !matches!(ev, Event::Eof) {
-            // Declared as UTF-8: that is what quick-xml hands us and what we write.
-            writer.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-            wrote_decl = true;
-            if !matches!(ev, Event::Decl(_)) {
-                writer.write_event(Event::Text(BytesText::from_escaped("\n")))?;
-            }
-        }
-        match ev {
-            Event::Decl(_) => {}
-            Event::Start(ref e) | Event::Empty(ref e) if !seen_root => {
-                seen_root = true;
-                let empty = matches!(&ev, Event::Empty(_));
-                let mut root =
-                    BytesStart::new(String::from_utf8_lossy(e.name().as_ref()).into_owned());
-                for a in e.attributes().flatten() {
-                    let key = a.key.as_ref();
-                    let local = a.key.local_name();
-                    let replaced = attrs.iter().any(|(k, _)| k.as_bytes() == local.as_ref())
-                        && a.key.prefix().is_none();
-                    if !replaced {
-                        root.push_attribute((key, a.value.as_ref()));
-                    }
-                }
-                for (k, v) in attrs {
-                    root.push_attribute((k.as_str(), v.as_str()));
-                }
-                if empty {
-                    writer.write_event(Event::Empty(root))?;
-                } else {
-                    writer.write_event(Event::Start(root))?;
-                }
-            }
-            Event::Eof => break,
-            other => writer.write_event(other)?,
-        }
-        buf.clear();
-    }
-    writer.into_inner().flush()?;
-    Ok(())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RewriteError {
-    #[error("xml: {0}")]
-    Xml(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
 }
 
 /// Write one element with text content.

@@ -2,7 +2,7 @@
 //! work (receive, seal, ship).
 
 use crate::config::{Config, Layout, Role};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::set::{self, SetName};
 use crate::signature::{self, AllowedSigners};
 use crate::store::Store;
@@ -254,9 +254,4 @@ pub(crate) fn write_reason(dir: &Path, stem: &str, code: &str, detail: &str) -> 
     let path = dir.join(format!("{stem}.reason.txt"));
     crate::fsx::create_dir_all(dir)?;
     crate::fsx::write_atomic(&path, text.as_bytes())
-}
-
-/// Check a folder exists (for CLI arguments).
-pub fn require_dir(dir: &Path) -> Result<()> {
-    std::fs::metadata(dir).at(dir).map(|_| ())
 }

@@ -215,31 +215,15 @@ fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, mode: Mode) -
     // The transaction borrows the store; routing reads a copy of the configuration.
     let cfg = node.cfg.clone();
     let work = node.layout.work.clone();
-    let mut tx = node.store.begin_local()?;
+    let mut tx = node.store.begin_apply()?;
     let mut index = 0u64;
     while let Some((kind, raw)) = reader.next_record()? {
         let i = index;
         index += 1;
-        let rec = match Record::from_raw(kind, &raw) {
-            Ok(rec) if !tx.first_in_batch(kind.element(), rec.key())? => Err(Reject::new(
-                Code::RecDuplicate,
-                format!(
-                    "{} {} appears more than once in this batch",
-                    kind.element(),
-                    rec.key()
-                ),
-            )),
-            other => other,
-        };
-        let rec = match rec {
+        let rec = match crate::apply::read_record(&mut tx, kind, &raw)? {
             Ok(r) => r,
             Err(rej) => {
-                let key = raw
-                    .fields
-                    .iter()
-                    .find(|(k, _)| k == kind.spec().key)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
+                let key = raw.key(kind);
                 out.rejected_xml.push(raw_xml(kind, &raw));
                 out.rejected.push((i, key, rej));
                 continue;

@@ -89,15 +89,11 @@ impl Link {
             .map_err(|e| transport(&peer.id, format!("connect {addr}: {e}")))?;
         let mut session = Session::new().map_err(|e| transport(&peer.id, e))?;
         session.set_timeout(60_000);
-        if matches!(parse_pin(&peer.id, &peer.host_key)?, Pin::Key(_))
-            || peer.host_key.starts_with("SHA256:")
-        {
-            // Ask for the key type we pin, so an ed25519 pin is compared with the ed25519 key.
-            let _ = session.method_pref(
-                MethodType::HostKey,
-                "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256",
-            );
-        }
+        // Offer ed25519 first, so an ed25519 pin is compared with the ed25519 key.
+        let _ = session.method_pref(
+            MethodType::HostKey,
+            "ssh-ed25519,ecdsa-sha2-nistp256,rsa-sha2-512,rsa-sha2-256",
+        );
         session.set_tcp_stream(tcp);
         session
             .handshake()

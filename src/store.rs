@@ -584,15 +584,6 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Channels in: (peer, last applied seq).
-    pub fn channels_in(&self) -> Result<Vec<(String, u64)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT peer, last_seq FROM channel_in ORDER BY peer")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
     pub fn count(&self, table: &str) -> Result<u64> {
         let known = SPECS.iter().any(|sp| sp.table == table)
             || ["journal", "quarantine", "discrepancy", "deferred"].contains(&table);
@@ -612,19 +603,6 @@ impl Store {
             })
             .optional()?
             .unwrap_or(0))
-    }
-
-    pub fn bump_counter(&self, name: &str, by: u64) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
-            params![name, by],
-        )?;
-        Ok(())
-    }
-
-    /// Begin a transaction to record this node's own outgoing records.
-    pub fn begin_local(&mut self) -> Result<ApplyTx<'_>> {
-        self.begin_apply()
     }
 
     pub fn conn(&self) -> &Connection {

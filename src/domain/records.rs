@@ -11,6 +11,18 @@ pub struct RawRecord {
     pub fields: Vec<(String, String)>,
 }
 
+impl RawRecord {
+    /// The record's key as written (for reporting a record that failed its checks).
+    pub fn key(&self, kind: RecordKind) -> String {
+        let key = kind.spec().key;
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// A checked, normalised record: the fields present, in the schema's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
