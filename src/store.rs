@@ -220,6 +220,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the next step (the durability rule).
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -654,8 +655,22 @@ pub struct ApplyTx<'a> {
 }
 
 impl ApplyTx<'_> {
+    /// Statements are prepared once and reused for every record of a batch.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.tx.prepare_cached(sql)?.query_row(params, f)
+    }
+
     fn next_version(&self) -> Result<i64> {
-        Ok(self.tx.query_row(
+        Ok(self.row(
             "INSERT INTO meta(name, value) VALUES('version', 1)
              ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
             [],
@@ -673,8 +688,7 @@ impl ApplyTx<'_> {
             column(spec.key)
         );
         Ok(self
-            .tx
-            .query_row(&sql, [key], |r| {
+            .row(&sql, [key], |r| {
                 (0..cols.len())
                     .map(|i| r.get::<_, Option<String>>(i))
                     .collect()
@@ -752,7 +766,7 @@ impl ApplyTx<'_> {
             args.push(batch_id.map_or(rusqlite::types::Value::Null, |b| b.to_string().into()));
             args.push(now().into());
             args.push(version.into());
-            self.tx.execute(&sql, rusqlite::params_from_iter(args))?;
+            self.exec(&sql, rusqlite::params_from_iter(args))?;
         }
         self.effects(rec, origin, batch_id)?;
         self.accepted += 1;
@@ -784,25 +798,25 @@ impl ApplyTx<'_> {
                     rec.get("oldValue").unwrap_or_default(),
                     rec.get("newValue").unwrap_or_default(),
                 );
-                self.tx.execute(
+                self.exec(
                     "INSERT OR IGNORE INTO code_history(change_id, field, old_value, new_value, date) VALUES(?1, ?2, ?3, ?4, ?5)",
                     params![rec.key(), rec.get("field"), old, new, rec.get("date")],
                 )?;
                 let version = self.next_version()?;
                 if rec.get("field") == Some("registration-code") {
-                    let taken: bool = self.tx.query_row(
+                    let taken: bool = self.row(
                         "SELECT count(*) FROM equipment WHERE registration_code = ?1",
                         [new],
                         |r| r.get::<_, i64>(0),
                     )? > 0;
                     if !taken {
-                        self.tx.execute(
+                        self.exec(
                             "UPDATE equipment SET registration_code = ?2, version = ?3 WHERE registration_code = ?1",
                             params![old, new, version],
                         )?;
                     }
                 } else {
-                    self.tx.execute(
+                    self.exec(
                         "UPDATE equipment SET use_certificate = ?2, version = ?3 WHERE use_certificate = ?1",
                         params![old, new, version],
                     )?;
@@ -810,7 +824,7 @@ impl ApplyTx<'_> {
             }
             RecordKind::ResponsibilityAssignment => {
                 let version = self.next_version()?;
-                self.tx.execute(
+                self.exec(
                     "UPDATE equipment SET inspection_agency = ?2, version = ?3 WHERE registration_code = ?1",
                     params![code, rec.get("agency"), version],
                 )?;
@@ -819,7 +833,7 @@ impl ApplyTx<'_> {
                 let agency = (rec.get("action") == Some("grant"))
                     .then(|| rec.get("agency"))
                     .flatten();
-                self.tx.execute(
+                self.exec(
                     "UPDATE equipment SET temporary_agency = ?2 WHERE registration_code = ?1",
                     params![code, agency],
                 )?;
@@ -831,7 +845,7 @@ impl ApplyTx<'_> {
 
     /// Flag a report as coming from a national-level agency (R16).
     pub fn flag_national(&mut self, report_number: &str) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "UPDATE inspection_report SET national = 1 WHERE report_number = ?1",
             [report_number],
         )?;
@@ -844,7 +858,7 @@ impl ApplyTx<'_> {
         batch_id: Option<&str>,
         d: &Discrepancy,
     ) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO discrepancy(at, peer, batch_id, kind, key, field, stored, received) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
             params![now(), peer, batch_id, d.kind, d.key, d.field, d.stored, d.received],
         )?;
@@ -853,7 +867,7 @@ impl ApplyTx<'_> {
 
     /// Keep a record back until its category's exchange starts (R9).
     pub fn defer(&mut self, peer: &str, category: &str, due: &str, xml: &str) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO deferred(peer, category, due, xml) VALUES(?1, ?2, ?3, ?4)",
             params![peer, category, due, xml],
         )?;
@@ -861,7 +875,7 @@ impl ApplyTx<'_> {
     }
 
     pub fn bump_counter(&mut self, name: &str, by: u64) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
             params![name, by],
         )?;
@@ -870,7 +884,7 @@ impl ApplyTx<'_> {
 
     /// Remember that a dropped file's content was sifted (its effects are stored).
     pub fn note_drop(&mut self, tag: &str) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT OR IGNORE INTO meta(name, value) VALUES(?1, 1)",
             [format!("drop:{tag}")],
         )?;
@@ -886,7 +900,7 @@ impl ApplyTx<'_> {
     /// True the first time a record key is seen in this batch (kept in SQLite's
     /// temp store, not in memory, so a huge batch stays flat).
     pub fn first_in_batch(&mut self, kind: &str, key: &str) -> Result<bool> {
-        let n = self.tx.execute(
+        let n = self.exec(
             "INSERT OR IGNORE INTO temp.apply_seen(kind, key) VALUES(?1, ?2)",
             params![kind, key],
         )?;
@@ -894,7 +908,7 @@ impl ApplyTx<'_> {
     }
 
     pub fn reject(&mut self, batch_id: &str, rej: &RecordRejection) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT OR REPLACE INTO record_result(batch_id, idx, key, code, message) VALUES(?1, ?2, ?3, ?4, ?5)",
             params![batch_id, rej.index, rej.key, rej.code, rej.message],
         )?;
@@ -904,7 +918,7 @@ impl ApplyTx<'_> {
 
     /// Write the journal row, advance the channel and commit, all at once.
     pub fn commit(self, entry: &JournalEntry) -> Result<()> {
-        self.tx.execute(
+        self.exec(
             "INSERT INTO journal(batch_id, peer, seq, set_name, sha256, status, accepted, rejected,
                reason_code, reason_detail, received_at, acks_sent)
              VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,0)",
@@ -922,12 +936,12 @@ impl ApplyTx<'_> {
                 now()
             ],
         )?;
-        self.tx.execute(
+        self.exec(
             "INSERT INTO channel_in(peer, last_seq) VALUES(?1, ?2)
              ON CONFLICT(peer) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
             params![entry.peer, entry.seq],
         )?;
-        self.tx.execute(
+        self.exec(
             "DELETE FROM held WHERE peer = ?1 AND set_name = ?2",
             params![entry.peer, entry.set_name],
         )?;
@@ -938,9 +952,7 @@ impl ApplyTx<'_> {
 
 impl Register for ApplyTx<'_> {
     fn responsibility(&mut self, registration_code: &str) -> Result<Option<Responsibility>> {
-        Ok(self
-            .tx
-            .query_row(
+        Ok(self.row(
                 "SELECT inspection_agency, temporary_agency FROM equipment WHERE registration_code = ?1",
                 [registration_code],
                 |r| Ok(Responsibility { agency: r.get(0)?, temporary: r.get(1)? }),

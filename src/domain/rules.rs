@@ -351,6 +351,34 @@ mod tests {
     }
 
     #[test]
+    fn change_request_needs_the_superiors_approval() {
+        let raw = |approval: &str| RawRecord {
+            fields: [
+                ("requestId", "SQ-1"),
+                ("registrationCode", "31103101012006050007"),
+                ("agency", "A"),
+                ("reason", "同期检验"),
+                ("superiorApproval", approval),
+                ("date", "2006-08-05"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        };
+        let mut reg = Known(None);
+        let judge_it = |r: &Record, reg: &mut Known| {
+            judge(&policy(), Direction::Receiving, Role::Inspection, r, reg)
+        };
+        let yes = Record::from_raw(RecordKind::ResponsibilityChangeRequest, &raw("true")).unwrap();
+        assert_eq!(
+            judge_it(&yes, &mut reg).unwrap(),
+            Verdict::Accept { national: false }
+        );
+        let no = Record::from_raw(RecordKind::ResponsibilityChangeRequest, &raw("false")).unwrap();
+        assert_eq!(code(judge_it(&no, &mut reg)), Some(Code::RecUnapproved));
+    }
+
+    #[test]
     fn rollout_holds_then_releases() {
         let mut p = policy();
         p.rollout.insert("311".into(), "2030-01-01".into());
