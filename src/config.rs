@@ -38,6 +38,78 @@ pub struct NodeSection {
     /// Largest decompressed document accepted, in bytes (gzip bombs are refused).
     #[serde(default = "default_max_expanded")]
     pub max_expanded_bytes: u64,
+    /// When batches are shipped, Asia/Shanghai time (R14): "HH:MM-HH:MM", or
+    /// "always". Outside it batches queue; receiving and answering go on.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// First wait after a transport error; doubled each time (with jitter).
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// A batch not acknowledged this long after shipping raises an alert and is resent.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_secs: u64,
+}
+
+fn default_window() -> String {
+    "02:00-08:00".into()
+}
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_ack_timeout() -> u64 {
+    6 * 3600
+}
+
+/// The daily exchange window, in minutes of the day (Asia/Shanghai).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Window {
+    pub fn parse(text: &str) -> Result<Window> {
+        if text.trim() == "always" {
+            return Ok(Window {
+                start: 0,
+                end: 24 * 60,
+            });
+        }
+        let bad = || Error::Config(format!("window {text:?} is not HH:MM-HH:MM or \"always\""));
+        let minutes = |t: &str| -> Result<u32> {
+            let (h, m) = t.trim().split_once(':').ok_or_else(bad)?;
+            let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if h > 24 || m > 59 || (h == 24 && m > 0) {
+                return Err(bad());
+            }
+            Ok(h * 60 + m)
+        };
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        Ok(Window {
+            start: minutes(a)?,
+            end: minutes(b)?,
+        })
+    }
+
+    /// Whether a minute of the day falls in the window (which may wrap midnight).
+    pub fn contains(&self, minute: u32) -> bool {
+        if self.start <= self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    /// Whether the window is open now, Asia/Shanghai time.
+    pub fn open_now(&self) -> bool {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+        self.contains(t.hour() as u32 * 60 + t.minute() as u32)
+    }
 }
 
 fn default_store() -> PathBuf {
@@ -152,6 +224,10 @@ impl Config {
                 scan_interval_secs: default_scan_secs(),
                 max_payload_bytes: default_max_payload(),
                 max_expanded_bytes: default_max_expanded(),
+                window: default_window(),
+                retry_base_secs: default_retry_base(),
+                retry_max_secs: default_retry_max(),
+                ack_timeout_secs: default_ack_timeout(),
             },
             rules: RulesSection::default(),
             peers: Vec::new(),
@@ -167,6 +243,13 @@ impl Config {
         }
     }
 
+    pub fn window(&self) -> Window {
+        Window::parse(&self.node.window).unwrap_or(Window {
+            start: 0,
+            end: 24 * 60,
+        })
+    }
+
     /// The peer that speaks for an inspection agency.
     pub fn peer_for_agency(&self, agency: &str) -> Option<&PeerConfig> {
         self.peers
@@ -180,6 +263,7 @@ impl Config {
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
         check_node_id(&cfg.node.id)?;
+        Window::parse(&cfg.node.window)?;
         for p in &cfg.peers {
             check_node_id(&p.id)?;
             if p.id == cfg.node.id {
@@ -245,5 +329,20 @@ impl Layout {
         } else {
             self.root.join(p)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    #[test]
+    fn windows() {
+        let w = Window::parse("02:00-08:00").unwrap();
+        assert!(w.contains(120) && w.contains(479) && !w.contains(480) && !w.contains(60));
+        let night = Window::parse("22:00-02:00").unwrap();
+        assert!(night.contains(23 * 60) && night.contains(30) && !night.contains(12 * 60));
+        assert!(Window::parse("always").unwrap().contains(0));
+        assert!(Window::parse("25:00-01:00").is_err() && Window::parse("2-8").is_err());
     }
 }

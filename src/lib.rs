@@ -25,6 +25,7 @@ pub mod seal;
 pub mod set;
 pub mod ship;
 pub mod signature;
+pub mod status;
 pub mod store;
 pub mod validate;
 pub mod verify;

@@ -51,9 +51,22 @@ enum Cmd {
         /// One full pass, then exit (non-zero if anything failed).
         #[arg(long)]
         once: bool,
+        /// Ship even outside the exchange window.
+        #[arg(long)]
+        now: bool,
     },
-    /// The node's state: queues, acknowledgments, gaps, quarantine.
-    Status,
+    /// The node's state per peer: queues, last exchanges, acknowledgments, gaps, quarantine.
+    Status {
+        /// One JSON document, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Seal what was dropped and ship what is queued, then exit.
+    Send {
+        /// Ship even outside the exchange window and without waiting to retry.
+        #[arg(long)]
+        now: bool,
+    },
     /// Ship a sent batch again (the receiver answers "duplicate").
     Resend { batch_id: String },
     /// Load a batch file into this node's own register; nothing is sent.
@@ -217,22 +230,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Run { once } => {
+        Cmd::Run { once, now } => {
             let mut node = open(&cli.node)?;
             if once {
-                let r = node.pass();
+                let r = node.pass_with(now);
                 report(&r);
                 if !r.errors.is_empty() {
                     bail!("{} error(s); first: {}", r.errors.len(), r.errors[0]);
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            sedx::watch::run(&mut node, report, || false)?;
+            sedx::watch::run(&mut node, now, report, || false)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Status => {
+        Cmd::Status { json } => {
             let node = open(&cli.node)?;
-            print!("{}", node.status()?);
+            let status = sedx::status::gather(&node)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Send { now } => {
+            let mut node = open(&cli.node)?;
+            let r = node.send(now);
+            report(&r);
+            if !r.errors.is_empty() {
+                bail!("{} error(s); first: {}", r.errors.len(), r.errors[0]);
+            }
+            println!(
+                "sealed {}, shipped {}, queued for the window {}",
+                r.sealed, r.shipped, r.waiting_for_window
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Resend { batch_id } => {

@@ -7,7 +7,7 @@ use crate::set::{self, SetName};
 use crate::signature::{self, AllowedSigners};
 use crate::store::Store;
 use crate::validate::Schemas;
-use crate::{outbound, receive};
+use crate::{outbound, receive, ship};
 use ssh_key::PrivateKey;
 use std::path::Path;
 
@@ -32,6 +32,12 @@ pub struct PassReport {
     pub held: u64,
     /// Batches of deferred records whose exchange date has come (R9).
     pub released: u64,
+    /// Batches queued because the exchange window is closed.
+    pub waiting_for_window: u64,
+    /// Peers skipped while waiting to retry after transport errors.
+    pub backing_off: u64,
+    /// Batches not acknowledged in time (alerted and resent).
+    pub overdue: u64,
     /// Plain files still growing: look again after the settle time.
     pub unsettled: u64,
     /// Transport and other failures; the sets concerned stay queued.
@@ -131,8 +137,14 @@ impl Node {
     }
 
     /// One full pass: take what arrived (and answer it), seal what was dropped,
-    /// ship what is sealed.
+    /// ship what is sealed (batches only within the exchange window).
     pub fn pass(&mut self) -> PassReport {
+        self.pass_with(false)
+    }
+
+    /// A pass; with `force`, the exchange window and retry waits are overridden
+    /// (`--now`).
+    pub fn pass_with(&mut self, force: bool) -> PassReport {
         let mut report = PassReport::default();
         if let Err(e) = receive::receive_all(self, &mut report) {
             report.errors.push(format!("receive: {e}"));
@@ -143,8 +155,26 @@ impl Node {
         if let Err(e) = outbound::seal_dropped(self, &mut report) {
             report.errors.push(format!("seal: {e}"));
         }
-        if let Err(e) = outbound::ship_all(self, &mut report) {
+        if let Err(e) = ship::resend_overdue(self, &mut report) {
+            report.errors.push(format!("resend: {e}"));
+        }
+        if let Err(e) = ship::ship_all(self, &mut report, force) {
             report.errors.push(format!("ship: {e}"));
+        }
+        report
+    }
+
+    /// Seal what was dropped and ship what is queued (`sedx send`).
+    pub fn send(&mut self, force: bool) -> PassReport {
+        let mut report = PassReport::default();
+        for (what, r) in [
+            ("release", outbound::release_due(self, &mut report)),
+            ("seal", outbound::seal_dropped(self, &mut report)),
+            ("ship", ship::ship_all(self, &mut report, force)),
+        ] {
+            if let Err(e) = r {
+                report.errors.push(format!("{what}: {e}"));
+            }
         }
         report
     }
@@ -173,78 +203,7 @@ impl Node {
 
     /// A readable summary of the node's state.
     pub fn status(&self) -> Result<String> {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let w = &mut out;
-        let _ = writeln!(w, "node {} ({})", self.id(), self.cfg.node.role.as_str());
-        let queued = set::complete_sets(&self.layout.outbound)?.len();
-        let _ = writeln!(w, "outbound: {queued} set(s) queued");
-        let outbox = self.store.outbox_all()?;
-        for peer in &self.cfg.peers {
-            let _ = writeln!(w, "peer {}:", peer.id);
-            let mine: Vec<_> = outbox
-                .iter()
-                .filter(|e| e.peer == peer.id && e.kind == "batch")
-                .collect();
-            let waiting: Vec<_> = mine.iter().filter(|e| e.state == "shipped").collect();
-            let last_out = mine.iter().filter_map(|e| e.seq).max().unwrap_or(0);
-            let _ = writeln!(
-                w,
-                "  sent: last seq {last_out}; {} awaiting acknowledgment",
-                waiting.len()
-            );
-            for e in &waiting {
-                let _ = writeln!(
-                    w,
-                    "    {} seq {} shipped {} ({}x)",
-                    e.batch_id,
-                    e.seq.unwrap_or(0),
-                    e.shipped_at.as_deref().unwrap_or("-"),
-                    e.ship_count
-                );
-            }
-            for e in mine.iter().filter(|e| e.ack_status.is_some()).rev().take(5) {
-                let _ = writeln!(
-                    w,
-                    "    {} seq {}: {} {}",
-                    e.batch_id,
-                    e.seq.unwrap_or(0),
-                    e.ack_status.as_deref().unwrap_or(""),
-                    e.ack_detail.as_deref().unwrap_or("")
-                );
-            }
-            let expected = self.store.expected_seq(&peer.id)?;
-            let _ = writeln!(w, "  received: applied through seq {}", expected - 1);
-            let held: Vec<_> = self
-                .store
-                .held()?
-                .into_iter()
-                .filter(|h| h.0 == peer.id)
-                .collect();
-            if !held.is_empty() {
-                let seqs: Vec<String> = held.iter().map(|h| h.1.to_string()).collect();
-                let _ = writeln!(
-                    w,
-                    "  GAP: waiting for seq {expected}; holding seq {} since {}",
-                    seqs.join(", "),
-                    held[0].3
-                );
-            }
-        }
-        let _ = writeln!(
-            w,
-            "rules: {} non-statutory report(s) kept home (R15); {} record(s) held back for their category's start (R9), {} still waiting",
-            self.store.counter("kept_home")?,
-            self.store.counter("held_back")?,
-            self.store.count("deferred")?
-        );
-        let q = self.store.quarantined()?;
-        let _ = writeln!(w, "quarantine: {} item(s)", q.len());
-        for e in q.iter().take(20) {
-            let from = e.peer.as_deref().unwrap_or("outbound");
-            let _ = writeln!(w, "  {} {from} {}: {} {}", e.at, e.name, e.code, e.detail);
-        }
-        Ok(out)
+        Ok(crate::status::gather(self)?.text())
     }
 }
 

@@ -11,9 +11,7 @@ use crate::faults::crash_point;
 use crate::node::{write_reason, Node, PassReport};
 use crate::seal;
 use crate::set::{self, SetName};
-use crate::ship::Link;
 use crate::store::now;
-use flate2::bufread::MultiGzDecoder;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
 use quick_xml::Writer;
 use std::collections::BTreeMap;
@@ -549,111 +547,6 @@ pub fn release_due(node: &mut Node, report: &mut PassReport) -> Result<()> {
             report.released += 1;
         }
         node.store.forget_released(&file)?;
-    }
-    Ok(())
-}
-
-/// Who a sealed set is for, read from its document's root element.
-#[derive(Debug, Clone)]
-pub struct Routing {
-    pub to: String,
-    pub kind: DocKind,
-    pub batch_id: String,
-    pub seq: Option<u64>,
-}
-
-pub fn routing(name: &SetName, dir: &Path) -> Result<Routing, Reject> {
-    let f = File::open(name.payload(dir))
-        .map_err(|e| Reject::new(Code::SetMarker, format!("payload: {e}")))?;
-    let root = document::peek_root(BufReader::new(MultiGzDecoder::new(BufReader::new(f))))?;
-    let to = root
-        .get("to")
-        .ok_or_else(|| Reject::new(Code::BatchHeader, "document names no receiver"))?
-        .to_string();
-    let batch_id = match root.kind {
-        DocKind::Batch => root.get("id").unwrap_or(name.as_str()).to_string(),
-        DocKind::Ack => format!("ack:{}", root.get("batch").unwrap_or(name.as_str())),
-    };
-    Ok(Routing {
-        to,
-        kind: root.kind,
-        batch_id,
-        seq: root.get("seq").and_then(|s| s.parse().ok()),
-    })
-}
-
-/// Ship every complete set in outbound/ to its peer, one SFTP session per peer.
-pub fn ship_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
-    let out = node.layout.outbound.clone();
-    let mut by_peer: BTreeMap<String, Vec<(SetName, Routing)>> = BTreeMap::new();
-    for name in set::complete_sets(&out)? {
-        if !name.payload(&out).exists() {
-            // Half-moved to sent/ before a crash: finish the move.
-            if node
-                .store
-                .outbox(name.as_str())?
-                .is_some_and(|e| e.ship_count > 0)
-            {
-                set::move_set(&name, &out, &node.layout.sent)?;
-            } else {
-                report
-                    .errors
-                    .push(format!("{name}: marker without payload in outbound"));
-            }
-            continue;
-        }
-        match routing(&name, &out) {
-            Ok(r) if node.cfg.peer(&r.to).is_some() => {
-                by_peer.entry(r.to.clone()).or_default().push((name, r))
-            }
-            Ok(r) => report.errors.push(format!(
-                "{name}: receiver {:?} is not a configured peer; left in outbound",
-                r.to
-            )),
-            Err(rej) => report
-                .errors
-                .push(format!("{name}: cannot route: {rej}; left in outbound")),
-        }
-    }
-    for (peer_id, mut sets) in by_peer {
-        // Batches in sequence order, acknowledgments first (they unblock the peer).
-        sets.sort_by_key(|(_, r)| (r.kind == DocKind::Batch, r.seq));
-        let Some(peer) = node.cfg.peer(&peer_id).cloned() else {
-            continue;
-        };
-        let login_key = node
-            .layout
-            .resolve(peer.key.as_ref().unwrap_or(&node.cfg.node.login_key));
-        let link = match Link::open(&peer, &login_key) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(peer = %peer_id, error = %e, "cannot reach peer; sets stay queued");
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
-        for (name, routing) in sets {
-            if let Err(e) = link.upload_set(&name, &out) {
-                tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
-                report.errors.push(e.to_string());
-                break;
-            }
-            crash_point("after-upload");
-            let kind = match routing.kind {
-                DocKind::Batch => "batch",
-                DocKind::Ack => "ack",
-            };
-            node.store.record_shipped(
-                name.as_str(),
-                &routing.batch_id,
-                kind,
-                &peer_id,
-                routing.seq,
-            )?;
-            set::move_set(&name, &out, &node.layout.sent)?;
-            report.shipped += 1;
-            tracing::info!(peer = %peer_id, set = %name, "shipped");
-        }
     }
     Ok(())
 }

@@ -2,11 +2,17 @@
 //! goes up under a dot-name and is renamed into place, the marker last.
 
 use crate::config::PeerConfig;
-use crate::error::{Error, Result};
-use crate::set::SetName;
+use crate::document::{self, DocKind};
+use crate::error::{Code, Error, Reject, Result};
+use crate::faults::crash_point;
+use crate::node::{Node, PassReport};
+use crate::set::{self, SetName};
 use base64::Engine;
+use flate2::bufread::MultiGzDecoder;
 use ssh2::{HashType, MethodType, Session, Sftp};
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::BufReader;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -177,4 +183,181 @@ impl Link {
         }
         Ok(())
     }
+}
+
+/// Who a sealed set is for, read from its document's root element.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub to: String,
+    pub kind: DocKind,
+    pub batch_id: String,
+    pub seq: Option<u64>,
+}
+
+pub fn routing(name: &SetName, dir: &Path) -> Result<Routing, Reject> {
+    let f = File::open(name.payload(dir))
+        .map_err(|e| Reject::new(Code::SetMarker, format!("payload: {e}")))?;
+    let root = document::peek_root(BufReader::new(MultiGzDecoder::new(BufReader::new(f))))?;
+    let to = root
+        .get("to")
+        .ok_or_else(|| Reject::new(Code::BatchHeader, "document names no receiver"))?
+        .to_string();
+    let batch_id = match root.kind {
+        DocKind::Batch => root.get("id").unwrap_or(name.as_str()).to_string(),
+        DocKind::Ack => format!("ack:{}", root.get("batch").unwrap_or(name.as_str())),
+    };
+    Ok(Routing {
+        to,
+        kind: root.kind,
+        batch_id,
+        seq: root.get("seq").and_then(|s| s.parse().ok()),
+    })
+}
+
+/// Ship every complete set in outbound/ to its peer, one SFTP session per peer.
+pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result<()> {
+    let window_open = force || node.cfg.window().open_now();
+    let out = node.layout.outbound.clone();
+    let mut by_peer: BTreeMap<String, Vec<(SetName, Routing)>> = BTreeMap::new();
+    for name in set::complete_sets(&out)? {
+        if !name.payload(&out).exists() {
+            // Half-moved to sent/ before a crash: finish the move.
+            if node
+                .store
+                .outbox(name.as_str())?
+                .is_some_and(|e| e.ship_count > 0)
+            {
+                set::move_set(&name, &out, &node.layout.sent)?;
+            } else {
+                report
+                    .errors
+                    .push(format!("{name}: marker without payload in outbound"));
+            }
+            continue;
+        }
+        match routing(&name, &out) {
+            Ok(r) if r.kind == DocKind::Batch && !window_open => {
+                // Outside the exchange window batches queue (R14); answers still go.
+                report.waiting_for_window += 1;
+            }
+            Ok(r) if node.cfg.peer(&r.to).is_some() => {
+                by_peer.entry(r.to.clone()).or_default().push((name, r))
+            }
+            Ok(r) => report.errors.push(format!(
+                "{name}: receiver {:?} is not a configured peer; left in outbound",
+                r.to
+            )),
+            Err(rej) => report
+                .errors
+                .push(format!("{name}: cannot route: {rej}; left in outbound")),
+        }
+    }
+    for (peer_id, mut sets) in by_peer {
+        // Batches in sequence order, acknowledgments first (they unblock the peer).
+        sets.sort_by_key(|(_, r)| (r.kind == DocKind::Batch, r.seq));
+        let Some(peer) = node.cfg.peer(&peer_id).cloned() else {
+            continue;
+        };
+        let login_key = node
+            .layout
+            .resolve(peer.key.as_ref().unwrap_or(&node.cfg.node.login_key));
+        let state = node.store.peer_state(&peer_id)?;
+        if !force && state.next_attempt > unix_now() {
+            report.backing_off += 1;
+            tracing::debug!(peer = %peer_id, "waiting before retrying after {} failure(s)", state.failures);
+            continue;
+        }
+        let link = match Link::open(&peer, &login_key) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(peer = %peer_id, error = %e, "cannot reach peer; sets stay queued");
+                transport_failed(node, &peer_id, &e, &state)?;
+                report.errors.push(e.to_string());
+                continue;
+            }
+        };
+        let mut failed = false;
+        for (name, routing) in sets {
+            if let Err(e) = link.upload_set(&name, &out) {
+                tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
+                transport_failed(node, &peer_id, &e, &state)?;
+                report.errors.push(e.to_string());
+                failed = true;
+                break;
+            }
+            crash_point("after-upload");
+            let kind = match routing.kind {
+                DocKind::Batch => "batch",
+                DocKind::Ack => "ack",
+            };
+            node.store.record_shipped(
+                name.as_str(),
+                &routing.batch_id,
+                kind,
+                &peer_id,
+                routing.seq,
+            )?;
+            set::move_set(&name, &out, &node.layout.sent)?;
+            report.shipped += 1;
+            tracing::info!(peer = %peer_id, set = %name, "shipped");
+        }
+        if !failed {
+            node.store.transport_ok(&peer_id)?;
+        }
+    }
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Record a transport failure and when to try again: the wait doubles with each
+/// failure up to the maximum, with up to half again of random jitter so that
+/// many nodes do not retry in step.
+fn transport_failed(
+    node: &Node,
+    peer: &str,
+    e: &Error,
+    state: &crate::store::PeerState,
+) -> Result<()> {
+    let base = node.cfg.node.retry_base_secs;
+    let wait = base
+        .saturating_mul(1u64 << state.failures.min(20))
+        .min(node.cfg.node.retry_max_secs.max(base));
+    let jitter = if wait > 0 {
+        rand_core::RngCore::next_u64(&mut rand_core::OsRng) % (wait / 2 + 1)
+    } else {
+        0
+    };
+    let next = unix_now() + (wait + jitter) as i64;
+    node.store.transport_failed(peer, &e.to_string(), next)
+}
+
+/// Batches with no acknowledgment within the configured time: an alert in the
+/// log and status, and the set goes out again (the receiver answers duplicates).
+pub fn resend_overdue(node: &mut Node, report: &mut PassReport) -> Result<()> {
+    let limit = time::OffsetDateTime::now_utc()
+        - time::Duration::seconds(node.cfg.node.ack_timeout_secs as i64);
+    let before = limit
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    for e in node.store.overdue(&before)? {
+        tracing::warn!(peer = %e.peer, batch = %e.batch_id, seq = e.seq.unwrap_or(0),
+            shipped = e.shipped_at.as_deref().unwrap_or("-"), "no acknowledgment in time; resending");
+        report.overdue += 1;
+        if !SetName::new(&e.set_name)?
+            .marker(&node.layout.outbound)
+            .exists()
+        {
+            node.resend(&e.batch_id)?;
+        }
+        node.store.mark_resent(&e.set_name)?;
+    }
+    Ok(())
 }

@@ -89,6 +89,17 @@ pub struct Quarantined {
     pub detail: String,
 }
 
+/// How shipping to a peer has been going.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PeerState {
+    pub failures: u64,
+    /// Unix time before which no new attempt is made (backoff).
+    pub next_attempt: i64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub last_ok_at: Option<String>,
+}
+
 /// A set this node sends, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -132,7 +143,11 @@ CREATE TABLE IF NOT EXISTS outbox(
   ship_count INTEGER NOT NULL DEFAULT 0,
   ack_status TEXT,
   ack_at TEXT,
-  ack_detail TEXT);
+  ack_detail TEXT,
+  resent_at TEXT);
+CREATE TABLE IF NOT EXISTS peer_state(
+  peer TEXT PRIMARY KEY, failures INTEGER NOT NULL DEFAULT 0, next_attempt INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT, last_error_at TEXT, last_ok_at TEXT);
 CREATE INDEX IF NOT EXISTS outbox_batch ON outbox(batch_id);
 CREATE TABLE IF NOT EXISTS journal(
   batch_id TEXT PRIMARY KEY,
@@ -442,6 +457,73 @@ impl Store {
         )?;
         let rows = st.query_map([], outbox_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn peer_state(&self, peer: &str) -> Result<PeerState> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT failures, next_attempt, last_error, last_error_at, last_ok_at FROM peer_state WHERE peer = ?1",
+                [peer],
+                |r| {
+                    Ok(PeerState {
+                        failures: r.get(0)?,
+                        next_attempt: r.get(1)?,
+                        last_error: r.get(2)?,
+                        last_error_at: r.get(3)?,
+                        last_ok_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    pub fn transport_failed(&self, peer: &str, error: &str, next_attempt: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO peer_state(peer, failures, next_attempt, last_error, last_error_at) VALUES(?1, 1, ?2, ?3, ?4)
+             ON CONFLICT(peer) DO UPDATE SET failures = failures + 1, next_attempt = ?2, last_error = ?3, last_error_at = ?4",
+            params![peer, next_attempt, error, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn transport_ok(&self, peer: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO peer_state(peer, failures, next_attempt, last_ok_at) VALUES(?1, 0, 0, ?2)
+             ON CONFLICT(peer) DO UPDATE SET failures = 0, next_attempt = 0, last_ok_at = ?2",
+            params![peer, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Batches shipped before `before` (RFC 3339) and neither acknowledged nor
+    /// resent since then.
+    pub fn overdue(&self, before: &str) -> Result<Vec<OutboxEntry>> {
+        let mut st = self.conn.prepare(
+            "SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
+             FROM outbox WHERE kind = 'batch' AND state = 'shipped' AND shipped_at <= ?1
+               AND (resent_at IS NULL OR resent_at < ?1) ORDER BY peer, seq",
+        )?;
+        let rows = st.query_map([before], outbox_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn mark_resent(&self, set_name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET resent_at = ?2 WHERE set_name = ?1",
+            params![set_name, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The last time a batch or acknowledgment came in from a peer.
+    pub fn last_received(&self, peer: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row(
+            "SELECT max(received_at) FROM journal WHERE peer = ?1",
+            [peer],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- inbound --------------------------------------------------------

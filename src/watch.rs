@@ -10,6 +10,7 @@ use std::time::Duration;
 /// Run passes until `stop` returns true (checked between passes).
 pub fn run(
     node: &mut Node,
+    force: bool,
     mut on_pass: impl FnMut(&PassReport),
     stop: impl Fn() -> bool,
 ) -> Result<()> {
@@ -28,7 +29,7 @@ pub fn run(
     let interval = Duration::from_secs(node.cfg.node.scan_interval_secs.max(1));
     let settle = Duration::from_millis(node.cfg.node.settle_ms.max(50));
     while !stop() {
-        let report = node.pass();
+        let report = node.pass_with(force);
         on_pass(&report);
         let wait = if report.unsettled > 0 {
             settle

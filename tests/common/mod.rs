@@ -101,6 +101,10 @@ impl Pair {
         for dir in [&insp, &sup] {
             let mut cfg = Config::load(dir).unwrap();
             cfg.node.settle_ms = 50;
+            // Tests run at any hour and retry at once; the window and backoff
+            // have tests of their own.
+            cfg.node.window = "always".into();
+            cfg.node.retry_base_secs = 0;
             cfg.save(dir).unwrap();
         }
         Pair {

@@ -1,0 +1,249 @@
+//! `sedx status`: the state of a node at a glance, per peer, as text or JSON.
+
+use crate::error::Result;
+use crate::node::Node;
+use crate::set;
+use crate::store::PeerState;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub role: &'static str,
+    pub window: String,
+    pub window_open: bool,
+    pub peers: Vec<PeerStatus>,
+    /// Sets in outbound/ whose receiver could not be read.
+    pub unroutable: u64,
+    pub kept_home: u64,
+    pub held_back: u64,
+    pub deferred_waiting: u64,
+    pub quarantine: Vec<QuarantineItem>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerStatus {
+    pub id: String,
+    /// Sets in outbound/ for this peer (batches and acknowledgments).
+    pub queued: u64,
+    pub last_sent: Option<String>,
+    pub last_received: Option<String>,
+    pub last_seq_sent: u64,
+    pub awaiting_ack: Vec<Awaiting>,
+    /// The next sequence number expected from the peer.
+    pub expected_seq: u64,
+    /// Sequence numbers held back by a gap.
+    pub held: Vec<u64>,
+    pub transport: PeerState,
+    pub recent_outcomes: Vec<Outcome>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Awaiting {
+    pub batch: String,
+    pub seq: u64,
+    pub shipped_at: String,
+    pub waiting_secs: i64,
+    pub overdue: bool,
+    pub ship_count: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub batch: String,
+    pub seq: u64,
+    pub status: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuarantineItem {
+    pub at: String,
+    pub from: String,
+    pub name: String,
+    pub code: String,
+    pub detail: String,
+}
+
+fn age_secs(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
+        .unwrap_or(0)
+}
+
+pub fn gather(node: &Node) -> Result<Status> {
+    let store = &node.store;
+    let mut queued: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut unroutable = 0;
+    for name in set::complete_sets(&node.layout.outbound)? {
+        match crate::ship::routing(&name, &node.layout.outbound) {
+            Ok(r) => *queued.entry(r.to).or_default() += 1,
+            Err(_) => unroutable += 1,
+        }
+    }
+    let outbox = store.outbox_all()?;
+    let held = store.held()?;
+    let timeout = node.cfg.node.ack_timeout_secs as i64;
+    let mut peers = Vec::new();
+    for p in &node.cfg.peers {
+        let mine: Vec<_> = outbox.iter().filter(|e| e.peer == p.id).collect();
+        let batches: Vec<_> = mine.iter().filter(|e| e.kind == "batch").collect();
+        let awaiting_ack = batches
+            .iter()
+            .filter(|e| e.state == "shipped")
+            .map(|e| {
+                let shipped_at = e.shipped_at.clone().unwrap_or_default();
+                let waiting_secs = age_secs(&shipped_at);
+                Awaiting {
+                    batch: e.batch_id.clone(),
+                    seq: e.seq.unwrap_or(0),
+                    overdue: waiting_secs >= timeout,
+                    shipped_at,
+                    waiting_secs,
+                    ship_count: e.ship_count,
+                }
+            })
+            .collect();
+        let recent_outcomes = batches
+            .iter()
+            .filter(|e| e.ack_status.is_some())
+            .rev()
+            .take(5)
+            .map(|e| Outcome {
+                batch: e.batch_id.clone(),
+                seq: e.seq.unwrap_or(0),
+                status: e.ack_status.clone().unwrap_or_default(),
+                detail: e.ack_detail.clone().unwrap_or_default(),
+            })
+            .collect();
+        peers.push(PeerStatus {
+            id: p.id.clone(),
+            queued: queued.get(&p.id).copied().unwrap_or(0),
+            last_sent: mine.iter().filter_map(|e| e.shipped_at.clone()).max(),
+            last_received: store.last_received(&p.id)?,
+            last_seq_sent: batches.iter().filter_map(|e| e.seq).max().unwrap_or(0),
+            awaiting_ack,
+            expected_seq: store.expected_seq(&p.id)?,
+            held: held.iter().filter(|h| h.0 == p.id).map(|h| h.1).collect(),
+            transport: store.peer_state(&p.id)?,
+            recent_outcomes,
+        });
+    }
+    let window = node.cfg.window();
+    Ok(Status {
+        node: node.id().to_string(),
+        role: node.cfg.node.role.as_str(),
+        window: node.cfg.node.window.clone(),
+        window_open: window.open_now(),
+        peers,
+        unroutable,
+        kept_home: store.counter("kept_home")?,
+        held_back: store.counter("held_back")?,
+        deferred_waiting: store.count("deferred")?,
+        quarantine: store
+            .quarantined()?
+            .into_iter()
+            .map(|q| QuarantineItem {
+                at: q.at,
+                from: q.peer.unwrap_or_else(|| "outbound".into()),
+                name: q.name,
+                code: q.code,
+                detail: q.detail,
+            })
+            .collect(),
+    })
+}
+
+impl Status {
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        let w = &mut o;
+        let _ = writeln!(w, "node {} ({})", self.node, self.role);
+        let _ = writeln!(
+            w,
+            "exchange window {} (Asia/Shanghai): {}",
+            self.window,
+            if self.window_open {
+                "open"
+            } else {
+                "closed; batches queue"
+            }
+        );
+        for p in &self.peers {
+            let _ = writeln!(w, "peer {}:", p.id);
+            let _ = writeln!(
+                w,
+                "  queued {}; last sent {}; last received {}",
+                p.queued,
+                p.last_sent.as_deref().unwrap_or("never"),
+                p.last_received.as_deref().unwrap_or("never")
+            );
+            if p.transport.failures > 0 {
+                let _ = writeln!(
+                    w,
+                    "  TRANSPORT FAILING: {} failure(s), last at {}: {}",
+                    p.transport.failures,
+                    p.transport.last_error_at.as_deref().unwrap_or("-"),
+                    p.transport.last_error.as_deref().unwrap_or("-")
+                );
+            }
+            let _ = writeln!(
+                w,
+                "  sent: last seq {}; {} awaiting acknowledgment",
+                p.last_seq_sent,
+                p.awaiting_ack.len()
+            );
+            for a in &p.awaiting_ack {
+                let _ = writeln!(
+                    w,
+                    "    {}{} seq {} shipped {} ({}x), waiting {} s",
+                    if a.overdue { "OVERDUE " } else { "" },
+                    a.batch,
+                    a.seq,
+                    a.shipped_at,
+                    a.ship_count,
+                    a.waiting_secs
+                );
+            }
+            for o in &p.recent_outcomes {
+                let _ = writeln!(
+                    w,
+                    "    {} seq {}: {} {}",
+                    o.batch, o.seq, o.status, o.detail
+                );
+            }
+            let _ = writeln!(w, "  received: applied through seq {}", p.expected_seq - 1);
+            if !p.held.is_empty() {
+                let seqs: Vec<String> = p.held.iter().map(u64::to_string).collect();
+                let _ = writeln!(
+                    w,
+                    "  GAP: waiting for seq {}; holding seq {}",
+                    p.expected_seq,
+                    seqs.join(", ")
+                );
+            }
+        }
+        if self.unroutable > 0 {
+            let _ = writeln!(
+                w,
+                "outbound: {} set(s) whose receiver cannot be read",
+                self.unroutable
+            );
+        }
+        let _ = writeln!(
+            w,
+            "rules: {} non-statutory report(s) kept home (R15); {} record(s) held back for their category's start (R9), {} still waiting",
+            self.kept_home, self.held_back, self.deferred_waiting
+        );
+        let _ = writeln!(w, "quarantine: {} item(s)", self.quarantine.len());
+        for q in self.quarantine.iter().take(20) {
+            let _ = writeln!(
+                w,
+                "  {} {} {}: {} {}",
+                q.at, q.from, q.name, q.code, q.detail
+            );
+        }
+        o
+    }
+}

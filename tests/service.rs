@@ -1,0 +1,137 @@
+//! In service: the exchange window, retries with backoff, acknowledgment
+//! timeouts, and status for people and scripts.
+
+mod common;
+use common::*;
+use sedx::config::Config;
+
+fn configure(node: &std::path::Path, f: impl FnOnce(&mut Config)) {
+    let mut cfg = Config::load(node).unwrap();
+    f(&mut cfg);
+    cfg.save(node).unwrap();
+}
+
+/// A window that is surely closed now: it opens in an hour, for an hour.
+fn closed_window() -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+    let m = t.hour() as u32 * 60 + t.minute() as u32;
+    let hm = |x: u32| format!("{:02}:{:02}", (x % 1440) / 60, x % 60);
+    format!("{}-{}", hm(m + 60), hm(m + 120))
+}
+
+fn stdout(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn batches_queue_outside_the_window_and_answers_still_go() {
+    let p = Pair::new();
+    let window = closed_window();
+    configure(&p.insp, |c| c.node.window = window.clone());
+    configure(&p.sup, |c| c.node.window = window.clone());
+    p.drop_batch("b.xml", &sample_batch());
+    let r = p.pass(&p.insp);
+    assert_eq!((r.sealed, r.shipped, r.waiting_for_window), (1, 0, 1));
+    let status = stdout(sedx(&p.insp, &["status"]));
+    assert!(
+        status.contains("closed; batches queue") && status.contains("queued 1;"),
+        "{status}"
+    );
+    let out = stdout(sedx(&p.insp, &["send"]));
+    assert!(out.contains("shipped 0, queued for the window 1"), "{out}");
+    let out = stdout(sedx(&p.insp, &["send", "--now"]));
+    assert!(out.contains("shipped 1"), "{out}");
+    // Receiving and answering work at any time.
+    let r = p.pass(&p.sup);
+    assert_eq!((r.applied, r.shipped), (1, 1));
+    assert_eq!(p.pass(&p.insp).acks_received, 1);
+}
+
+#[test]
+fn transport_errors_back_off_and_nothing_is_lost() {
+    let p = Pair::new();
+    configure(&p.insp, |c| c.node.retry_base_secs = 3600);
+    p.sshd.stop();
+    p.drop_batch("b.xml", &sample_batch());
+    let r = p.insp().pass();
+    assert_eq!(r.shipped, 0);
+    assert!(!r.errors.is_empty());
+    let status = stdout(sedx(&p.insp, &["status"]));
+    assert!(
+        status.contains("TRANSPORT FAILING: 1 failure(s)"),
+        "{status}"
+    );
+    let _back = Sshd::start_on(&p.sshd.dir, Some(p.sshd.port));
+    let r = p.pass(&p.insp);
+    assert_eq!((r.shipped, r.backing_off), (0, 1), "waits before retrying");
+    assert_eq!(
+        files_in(&p.insp.join("outbound")).len(),
+        3,
+        "the set stays queued"
+    );
+    let out = stdout(sedx(&p.insp, &["send", "--now"]));
+    assert!(out.contains("shipped 1"), "{out}");
+    let status = stdout(sedx(&p.insp, &["status"]));
+    assert!(!status.contains("TRANSPORT FAILING"), "{status}");
+    assert_eq!(p.pass(&p.sup).applied, 1);
+}
+
+#[test]
+fn missing_acknowledgment_raises_an_alert_and_resends() {
+    let p = Pair::new();
+    configure(&p.insp, |c| c.node.ack_timeout_secs = 0);
+    p.drop_batch("b.xml", &sample_batch());
+    assert_eq!(p.pass(&p.insp).shipped, 1);
+    // No answer yet: overdue, alerted and sent again.
+    let r = p.pass(&p.insp);
+    assert_eq!((r.overdue, r.shipped), (1, 1));
+    let status = stdout(sedx(&p.insp, &["status"]));
+    assert!(status.contains("OVERDUE "), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(sedx(&p.insp, &["status", "--json"]))).unwrap();
+    let waiting = &json["peers"][0]["awaiting_ack"];
+    assert_eq!(waiting.as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(waiting[0]["overdue"], true);
+    assert_eq!(waiting[0]["ship_count"], 2);
+    assert_eq!(p.pass(&p.sup).applied, 1);
+    p.pass(&p.insp);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(sedx(&p.insp, &["status", "--json"]))).unwrap();
+    assert!(
+        json["peers"][0]["awaiting_ack"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{json}"
+    );
+    assert_eq!(json["peers"][0]["recent_outcomes"][0]["status"], "accepted");
+    assert_eq!(
+        sql_count(&p.sup.join("store.sqlite"), "SELECT count(*) FROM journal"),
+        1
+    );
+}
+
+#[test]
+fn status_json_shows_each_peer_at_a_glance() {
+    let p = Pair::new();
+    p.drop_batch("b.xml", &sample_batch());
+    p.pass(&p.insp);
+    p.pass(&p.sup);
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(sedx(&p.sup, &["status", "--json"]))).unwrap();
+    assert_eq!(json["node"], SUP);
+    let peer = &json["peers"][0];
+    assert_eq!(peer["id"], INSP);
+    assert_eq!(peer["expected_seq"], 2);
+    assert!(peer["last_received"].is_string());
+    assert!(
+        peer["last_sent"].is_string(),
+        "the acknowledgment went back: {json}"
+    );
+    assert_eq!(json["quarantine"].as_array().unwrap().len(), 0);
+}
