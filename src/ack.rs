@@ -132,13 +132,18 @@ pub fn summarize(input: impl BufRead, max_records: usize) -> Result<String, Reje
     let mut current: Option<String> = None;
     let mut records = 0usize;
     loop {
+        let decoder = reader.decoder();
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => {
                 let attr = |k: &[u8]| {
                     e.attributes()
                         .flatten()
                         .find(|a| a.key.as_ref() == k)
-                        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+                        .and_then(|a| {
+                            a.decode_and_unescape_value(decoder)
+                                .ok()
+                                .map(|v| v.into_owned())
+                        })
                         .unwrap_or_default()
                 };
                 match e.local_name().as_ref() {

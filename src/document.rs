@@ -111,7 +111,7 @@ fn malformed(e: impl std::fmt::Display, pos: u64) -> Reject {
     Reject::new(Code::XmlMalformed, format!("at byte {pos}: {e}"))
 }
 
-fn root_of(e: &BytesStart) -> Result<Root, Reject> {
+fn root_of(e: &BytesStart, decoder: quick_xml::encoding::Decoder) -> Result<Root, Reject> {
     let local = e.local_name();
     let kind = match local.as_ref() {
         b"batch" => DocKind::Batch,
@@ -129,7 +129,9 @@ fn root_of(e: &BytesStart) -> Result<Root, Reject> {
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|e| malformed(e, 0))?;
-        let v = a.unescape_value().map_err(|e| malformed(e, 0))?;
+        let v = a
+            .decode_and_unescape_value(decoder)
+            .map_err(|e| malformed(e, 0))?;
         attrs.push((
             String::from_utf8_lossy(a.key.as_ref()).into_owned(),
             v.into_owned(),
@@ -155,7 +157,7 @@ pub fn peek_root(input: impl BufRead) -> Result<Root, Reject> {
             .read_event_into(&mut buf)
             .map_err(|e| malformed(e, pos))?
         {
-            Event::Start(e) | Event::Empty(e) => return root_of(&e),
+            Event::Start(e) | Event::Empty(e) => return root_of(&e, reader.decoder()),
             Event::DocType(_) => return Err(doctype_reject()),
             Event::Eof => return Err(Reject::new(Code::XmlMalformed, "no root element")),
             Event::Text(t) if !t.iter().all(u8::is_ascii_whitespace) => {
@@ -210,7 +212,7 @@ pub fn scan(input: impl BufRead) -> Result<Scan, Reject> {
             }
             Event::Start(e) => {
                 if depth == 0 {
-                    root = Some(root_of(&e)?);
+                    root = Some(root_of(&e, reader.decoder())?);
                 } else if depth == 1 && RecordKind::from_element(e.local_name().as_ref()).is_some()
                 {
                     records += 1;
@@ -219,7 +221,7 @@ pub fn scan(input: impl BufRead) -> Result<Scan, Reject> {
             }
             Event::Empty(e) => {
                 if depth == 0 {
-                    root = Some(root_of(&e)?);
+                    root = Some(root_of(&e, reader.decoder())?);
                     closed = true;
                 } else if depth == 1 && RecordKind::from_element(e.local_name().as_ref()).is_some()
                 {
@@ -233,8 +235,16 @@ pub fn scan(input: impl BufRead) -> Result<Scan, Reject> {
                 }
             }
             Event::Text(t) => {
-                // Entity references other than the five predefined ones need a DTD.
-                t.unescape().map_err(|e| malformed(e, pos))?;
+                // Entity references other than the five predefined ones need a DTD;
+                // bytes that are not text in the declared encoding are refused, not
+                // replaced (a declaration that lies).
+                let text = t.unescape().map_err(|e| malformed(e, pos))?;
+                if text.contains('\u{FFFD}') {
+                    return Err(malformed(
+                        "bytes that are not valid in the declared encoding",
+                        pos,
+                    ));
+                }
                 if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
                     return Err(Reject::new(
                         Code::XmlMalformed,
