@@ -141,21 +141,50 @@ fn default_max_expanded() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub id: String,
+    /// How sets travel to and from this peer.
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default)]
     pub host: String,
     #[serde(default = "default_port")]
     pub port: u16,
+    #[serde(default)]
     pub user: String,
     /// Login key for this peer; the node's login_key when absent.
     #[serde(default)]
     pub key: Option<PathBuf>,
     /// Folder on the peer's server where our sets land (its inbound/<our id>/).
+    #[serde(default)]
     pub remote_inbound: String,
     /// Pinned host key: "SHA256:<base64>" or a known_hosts / .pub line.
+    #[serde(default)]
     pub host_key: String,
+    /// Pull mode: the folder on the hub's server where sets for us wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_outbox: Option<String>,
+    /// Local mode (on the hub): the folder where sets for this peer wait to be
+    /// pulled; `outbox/<peer id>` in the node folder when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_outbox: Option<PathBuf>,
     /// The inspection agency this peer speaks for (routes records by their
     /// responsible agency on a supervision node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agency: Option<String>,
+}
+
+/// How sets travel between this node and a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// We upload to the peer's SFTP server; it uploads to ours.
+    #[default]
+    Push,
+    /// We upload to the peer (a hub) and download what waits for us in its
+    /// outbox (we run no SFTP server).
+    Pull,
+    /// On the hub: sets for this peer are left in a local folder for it to pull;
+    /// no SFTP client is needed.
+    Local,
 }
 
 /// Settings of the notice's rules.
@@ -268,6 +297,25 @@ impl Config {
             check_node_id(&p.id)?;
             if p.id == cfg.node.id {
                 return Err(Error::Config(format!("peer {} is this node", p.id)));
+            }
+            let need = |what: &str, v: &str| {
+                if v.trim().is_empty() {
+                    Err(Error::Config(format!(
+                        "peer {}: {what} is required for transport {:?}",
+                        p.id, p.transport
+                    )))
+                } else {
+                    Ok(())
+                }
+            };
+            if p.transport != Transport::Local {
+                need("host", &p.host)?;
+                need("user", &p.user)?;
+                need("remote_inbound", &p.remote_inbound)?;
+                need("host_key", &p.host_key)?;
+            }
+            if p.transport == Transport::Pull {
+                need("remote_outbox", p.remote_outbox.as_deref().unwrap_or(""))?;
             }
         }
         Ok(cfg)

@@ -73,6 +73,9 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
         cfg.node.settle_ms = 200;
         cfg.peers.push(PeerConfig {
             id: peer.to_string(),
+            transport: Default::default(),
+            remote_outbox: None,
+            local_outbox: None,
             host: "127.0.0.1".into(),
             port: args.sshd_port,
             user: args.user.clone(),

@@ -20,6 +20,7 @@ pub mod fsx;
 pub mod gen;
 pub mod node;
 pub mod outbound;
+pub mod pull;
 pub mod receive;
 pub mod seal;
 pub mod set;

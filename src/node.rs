@@ -32,6 +32,8 @@ pub struct PassReport {
     pub held: u64,
     /// Batches of deferred records whose exchange date has come (R9).
     pub released: u64,
+    /// Sets fetched from a hub (pull mode).
+    pub pulled: u64,
     /// Batches queued because the exchange window is closed.
     pub waiting_for_window: u64,
     /// Peers skipped while waiting to retry after transport errors.
@@ -146,6 +148,9 @@ impl Node {
     /// (`--now`).
     pub fn pass_with(&mut self, force: bool) -> PassReport {
         let mut report = PassReport::default();
+        if let Err(e) = crate::pull::pull_all(self, &mut report, force) {
+            report.errors.push(format!("pull: {e}"));
+        }
         if let Err(e) = receive::receive_all(self, &mut report) {
             report.errors.push(format!("receive: {e}"));
         }

@@ -1,7 +1,7 @@
 //! Ship: push sets to a peer over SFTP. The peer's host key is pinned; each file
 //! goes up under a dot-name and is renamed into place, the marker last.
 
-use crate::config::PeerConfig;
+use crate::config::{PeerConfig, Transport};
 use crate::document::{self, DocKind};
 use crate::error::{Code, Error, Reject, Result};
 use crate::faults::crash_point;
@@ -9,11 +9,11 @@ use crate::node::{Node, PassReport};
 use crate::set::{self, SetName};
 use base64::Engine;
 use flate2::bufread::MultiGzDecoder;
-use ssh2::{HashType, MethodType, Session, Sftp};
+use ssh2::{HashType, MethodType, OpenFlags, OpenType, Session, Sftp};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
@@ -129,59 +129,165 @@ impl Link {
     }
 
     /// Upload one file under a temporary dot-name, then rename it into place.
-    /// If a file of that name and size is already there (an earlier attempt that
-    /// got that far, or a resend not yet taken), it counts as delivered.
-    fn put(&self, local: &Path) -> Result<()> {
-        let name = local.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            transport(
-                &self.peer,
-                format!("{} has no usable name", local.display()),
-            )
-        })?;
+    /// An upload cut off earlier continues from what is already there (the
+    /// receiver's checksum decides whether the whole is right). If a file of that
+    /// name and size is already in place (an earlier attempt, or a resend not yet
+    /// taken), it counts as delivered. Returns the bytes resumed.
+    fn put(&self, local: &Path) -> Result<u64> {
+        let err = |what: String| transport(&self.peer, what);
+        let name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| err(format!("{} has no usable name", local.display())))?;
         let size = std::fs::metadata(local)
-            .map_err(|e| transport(&self.peer, format!("{}: {e}", local.display())))?
+            .map_err(|e| err(format!("{}: {e}", local.display())))?
             .len();
         let final_path = self.remote(name);
-        let tmp_path = self.remote(&format!(".{name}.{}.part", std::process::id()));
+        let tmp_path = self.remote(&format!(".{name}.part"));
+        let already = self
+            .sftp
+            .stat(&tmp_path)
+            .ok()
+            .and_then(|s| s.size)
+            .filter(|&s| s <= size);
+        let resumed = already.unwrap_or(0);
         {
-            let mut src = File::open(local)
-                .map_err(|e| transport(&self.peer, format!("{}: {e}", local.display())))?;
-            let mut dst = self.sftp.create(&tmp_path).map_err(|e| {
-                transport(&self.peer, format!("create {}: {e}", tmp_path.display()))
-            })?;
+            let mut src =
+                File::open(local).map_err(|e| err(format!("{}: {e}", local.display())))?;
+            let mut dst = match already {
+                Some(offset) => {
+                    let mut f = self
+                        .sftp
+                        .open_mode(&tmp_path, OpenFlags::WRITE, 0o644, OpenType::File)
+                        .map_err(|e| err(format!("reopen {}: {e}", tmp_path.display())))?;
+                    f.seek(SeekFrom::Start(offset))
+                        .map_err(|e| err(format!("seek: {e}")))?;
+                    src.seek(SeekFrom::Start(offset))
+                        .map_err(|e| err(format!("seek: {e}")))?;
+                    f
+                }
+                None => self
+                    .sftp
+                    .create(&tmp_path)
+                    .map_err(|e| err(format!("create {}: {e}", tmp_path.display())))?,
+            };
             let mut buf = vec![0u8; WRITE_SIZE];
             loop {
-                let n = src.read(&mut buf).map_err(|e| transport(&self.peer, e))?;
+                let n = src.read(&mut buf).map_err(|e| err(e.to_string()))?;
                 if n == 0 {
                     break;
                 }
-                dst.write_all(&buf[..n]).map_err(|e| {
-                    transport(&self.peer, format!("write {}: {e}", tmp_path.display()))
-                })?;
+                dst.write_all(&buf[..n])
+                    .map_err(|e| err(format!("write {}: {e}", tmp_path.display())))?;
+                crash_point("mid-upload");
             }
             dst.fsync().ok(); // not every server offers fsync@openssh.com
-            dst.close()
-                .map_err(|e| transport(&self.peer, format!("close: {e}")))?;
+            dst.close().map_err(|e| err(format!("close: {e}")))?;
         }
         if let Err(e) = self.sftp.rename(&tmp_path, &final_path, None) {
             let existing = self.sftp.stat(&final_path).ok().and_then(|s| s.size);
             let _ = self.sftp.unlink(&tmp_path);
             if existing != Some(size) {
-                return Err(transport(
-                    &self.peer,
-                    format!("rename to {}: {e}", final_path.display()),
-                ));
+                return Err(err(format!("rename to {}: {e}", final_path.display())));
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Complete sets waiting in a remote folder (pull mode).
+    pub fn list_sets(&self, dir: &str) -> Result<Vec<SetName>> {
+        let entries = self
+            .sftp
+            .readdir(Path::new(dir))
+            .map_err(|e| transport(&self.peer, format!("list {dir}: {e}")))?;
+        let mut sets: Vec<SetName> = entries
+            .iter()
+            .filter_map(|(p, _)| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
+            .filter(|n| !set::is_temporary(n))
+            .filter_map(|n| match SetName::of_file(&n) {
+                Some((s, set::MARKER)) => Some(s),
+                _ => None,
+            })
+            .collect();
+        sets.sort();
+        Ok(sets)
+    }
+
+    /// Download one remote file into `local_dir` under a dot-name, continuing a
+    /// download cut off earlier, then fsync and rename it into place. Returns the
+    /// bytes resumed.
+    pub fn get(&self, remote_dir: &str, name: &str, local_dir: &Path) -> Result<u64> {
+        let err = |what: String| transport(&self.peer, what);
+        let remote = Path::new(remote_dir).join(name);
+        let size = self
+            .sftp
+            .stat(&remote)
+            .map_err(|e| err(format!("stat {}: {e}", remote.display())))?
+            .size
+            .unwrap_or(0);
+        let tmp = local_dir.join(format!(".{name}.part"));
+        let already = std::fs::metadata(&tmp)
+            .ok()
+            .map(|m| m.len())
+            .filter(|&s| s <= size);
+        let resumed = already.unwrap_or(0);
+        let mut src = self
+            .sftp
+            .open(&remote)
+            .map_err(|e| err(format!("open {}: {e}", remote.display())))?;
+        let mut dst = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(already.is_none())
+            .open(&tmp)
+            .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+        src.seek(SeekFrom::Start(resumed))
+            .map_err(|e| err(format!("seek: {e}")))?;
+        dst.seek(SeekFrom::Start(resumed))
+            .map_err(|e| err(format!("seek: {e}")))?;
+        let mut buf = vec![0u8; WRITE_SIZE];
+        loop {
+            let n = src
+                .read(&mut buf)
+                .map_err(|e| err(format!("read {}: {e}", remote.display())))?;
+            if n == 0 {
+                break;
+            }
+            dst.write_all(&buf[..n])
+                .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+            crash_point("mid-download");
+        }
+        dst.sync_all()
+            .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+        crate::fsx::rename(&tmp, &local_dir.join(name))?;
+        Ok(resumed)
+    }
+
+    /// Remove a set from a remote folder, marker first so it never looks complete
+    /// while half removed.
+    pub fn remove_set(&self, dir: &str, name: &SetName) -> Result<()> {
+        let d = Path::new(dir);
+        for f in [name.marker(d), name.payload(d), name.sig(d)] {
+            if let Err(e) = self.sftp.unlink(&f) {
+                if self.sftp.stat(&f).is_ok() {
+                    return Err(transport(
+                        &self.peer,
+                        format!("remove {}: {e}", f.display()),
+                    ));
+                }
             }
         }
         Ok(())
     }
 
     /// Upload a set: payload, signature, then the marker that makes it complete.
-    pub fn upload_set(&self, name: &SetName, dir: &Path) -> Result<()> {
+    /// Returns the bytes resumed from earlier, interrupted attempts.
+    pub fn upload_set(&self, name: &SetName, dir: &Path) -> Result<u64> {
+        let mut resumed = 0;
         for f in name.files(dir) {
-            self.put(&f)?;
+            resumed += self.put(&f)?;
         }
-        Ok(())
+        Ok(resumed)
     }
 }
 
@@ -258,6 +364,21 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         let Some(peer) = node.cfg.peer(&peer_id).cloned() else {
             continue;
         };
+        if peer.transport == Transport::Local {
+            // The hub leaves sets for this peer in a local folder; it pulls them.
+            let dir = node.layout.resolve(
+                peer.local_outbox
+                    .as_deref()
+                    .unwrap_or(&Path::new("outbox").join(&peer_id)),
+            );
+            crate::fsx::create_dir_all(&dir)?;
+            for (name, routing) in sets {
+                set::copy_set(&name, &out, &dir)?;
+                crash_point("after-upload");
+                shipped(node, &peer_id, &name, &routing, report)?;
+            }
+            continue;
+        }
         let login_key = node
             .layout
             .resolve(peer.key.as_ref().unwrap_or(&node.cfg.node.login_key));
@@ -278,28 +399,23 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         };
         let mut failed = false;
         for (name, routing) in sets {
-            if let Err(e) = link.upload_set(&name, &out) {
-                tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
-                transport_failed(node, &peer_id, &e, &state)?;
-                report.errors.push(e.to_string());
-                failed = true;
-                break;
+            match link.upload_set(&name, &out) {
+                Ok(resumed) => {
+                    if resumed > 0 {
+                        tracing::info!(peer = %peer_id, set = %name, resumed, "upload resumed");
+                        node.store.bump_counter("resumed_bytes", resumed)?;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
+                    transport_failed(node, &peer_id, &e, &state)?;
+                    report.errors.push(e.to_string());
+                    failed = true;
+                    break;
+                }
             }
             crash_point("after-upload");
-            let kind = match routing.kind {
-                DocKind::Batch => "batch",
-                DocKind::Ack => "ack",
-            };
-            node.store.record_shipped(
-                name.as_str(),
-                &routing.batch_id,
-                kind,
-                &peer_id,
-                routing.seq,
-            )?;
-            set::move_set(&name, &out, &node.layout.sent)?;
-            report.shipped += 1;
-            tracing::info!(peer = %peer_id, set = %name, "shipped");
+            shipped(node, &peer_id, &name, &routing, report)?;
         }
         if !failed {
             node.store.transport_ok(&peer_id)?;
@@ -308,14 +424,34 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
     Ok(())
 }
 
-fn unix_now() -> i64 {
+/// Record a set as shipped and move it to sent/.
+fn shipped(
+    node: &mut Node,
+    peer: &str,
+    name: &SetName,
+    routing: &Routing,
+    report: &mut PassReport,
+) -> Result<()> {
+    let kind = match routing.kind {
+        DocKind::Batch => "batch",
+        DocKind::Ack => "ack",
+    };
+    node.store
+        .record_shipped(name.as_str(), &routing.batch_id, kind, peer, routing.seq)?;
+    set::move_set(name, &node.layout.outbound, &node.layout.sent)?;
+    report.shipped += 1;
+    tracing::info!(peer, set = %name, "shipped");
+    Ok(())
+}
+
+pub(crate) fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Record a transport failure and when to try again: the wait doubles with each
 /// failure up to the maximum, with up to half again of random jitter so that
 /// many nodes do not retry in step.
-fn transport_failed(
+pub(crate) fn transport_failed(
     node: &Node,
     peer: &str,
     e: &Error,

@@ -678,6 +678,14 @@ impl Store {
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
     }
 
+    pub fn bump_counter(&self, name: &str, by: u64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+            params![name, by],
+        )?;
+        Ok(())
+    }
+
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
             .conn

@@ -1,0 +1,69 @@
+//! Pull mode: a node that runs no SFTP server fetches the sets waiting for it in
+//! its hub's outbox, and removes them there only once they are stored here.
+
+use crate::config::Transport;
+use crate::error::Result;
+use crate::faults::crash_point;
+use crate::node::{Node, PassReport};
+use crate::set::Marker;
+use crate::ship::{transport_failed, unix_now, Link};
+
+pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result<()> {
+    let peers: Vec<_> = node
+        .cfg
+        .peers
+        .iter()
+        .filter(|p| p.transport == Transport::Pull)
+        .cloned()
+        .collect();
+    for peer in peers {
+        let state = node.store.peer_state(&peer.id)?;
+        if !force && state.next_attempt > unix_now() {
+            report.backing_off += 1;
+            continue;
+        }
+        let login_key = node
+            .layout
+            .resolve(peer.key.as_ref().unwrap_or(&node.cfg.node.login_key));
+        let remote = peer.remote_outbox.clone().unwrap_or_default();
+        let local = node.layout.inbound.join(&peer.id);
+        crate::fsx::create_dir_all(&local)?;
+        let fetched = Link::open(&peer, &login_key).and_then(|link| {
+            for name in link.list_sets(&remote)? {
+                // Already stored here by an attempt that stopped before removing it there?
+                let stored = std::fs::read(name.marker(&local))
+                    .ok()
+                    .and_then(|m| Marker::parse(&m).ok())
+                    .is_some_and(|_| name.payload(&local).exists() && name.sig(&local).exists());
+                if !stored {
+                    let mut resumed = 0;
+                    for file in [
+                        name.payload_file(),
+                        format!("{name}{}", crate::set::SIG),
+                        format!("{name}{}", crate::set::MARKER),
+                    ] {
+                        resumed += link.get(&remote, &file, &local)?;
+                    }
+                    if resumed > 0 {
+                        tracing::info!(peer = %peer.id, set = %name, resumed, "download resumed");
+                        node.store.bump_counter("resumed_bytes", resumed)?;
+                    }
+                }
+                crash_point("after-pull");
+                link.remove_set(&remote, &name)?;
+                report.pulled += 1;
+                tracing::info!(peer = %peer.id, set = %name, "pulled");
+            }
+            Ok(())
+        });
+        match fetched {
+            Ok(()) => node.store.transport_ok(&peer.id)?,
+            Err(e) => {
+                tracing::error!(peer = %peer.id, error = %e, "pull failed; will retry");
+                transport_failed(node, &peer.id, &e, &state)?;
+                report.errors.push(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
