@@ -125,12 +125,17 @@ impl AckDoc {
 
 /// Read the set-level reason and the first few record results of an ack, as a
 /// one-line summary for the sender's records.
-pub fn summarize(input: impl BufRead, max_records: usize) -> Result<String, Reject> {
+/// Returns the summary and the set-level reason code, if any.
+pub fn summarize(
+    input: impl BufRead,
+    max_records: usize,
+) -> Result<(String, Option<String>), Reject> {
     let mut reader = Reader::from_reader(input);
     let mut buf = Vec::new();
     let mut parts = Vec::new();
     let mut current: Option<String> = None;
     let mut records = 0usize;
+    let mut reason = None;
     loop {
         let decoder = reader.decoder();
         match reader.read_event_into(&mut buf) {
@@ -147,7 +152,10 @@ pub fn summarize(input: impl BufRead, max_records: usize) -> Result<String, Reje
                         .unwrap_or_default()
                 };
                 match e.local_name().as_ref() {
-                    b"reason" => current = Some(attr(b"code")),
+                    b"reason" => {
+                        reason = Some(attr(b"code"));
+                        current = reason.clone();
+                    }
                     b"record" => {
                         records += 1;
                         if records <= max_records {
@@ -185,5 +193,5 @@ pub fn summarize(input: impl BufRead, max_records: usize) -> Result<String, Reje
             records - max_records
         ));
     }
-    Ok(parts.join("; "))
+    Ok((parts.join("; "), reason))
 }

@@ -306,7 +306,7 @@ fn take_ack(
         }
         Err(e) => return Err(e),
     };
-    let detail = ack::summarize(BufReader::new(File::open(work).at(work)?), 20)?;
+    let (detail, reason) = ack::summarize(BufReader::new(File::open(work).at(work)?), 20)?;
     let detail = format!(
         "accepted {}, rejected {}{}{}",
         doc.accepted,
@@ -329,7 +329,31 @@ fn take_ack(
     }
     report.acks_received += 1;
     set::move_set(name, dir, &node.layout.archive.join(peer))?;
+    if doc.status == AckStatus::Rejected && reason.as_deref() == Some(Code::SetChecksum.as_str()) {
+        resend_damaged(node, &doc.set);
+    }
     Ok(())
+}
+
+/// A set that arrived damaged (its checksum failed there) is sent again, a few
+/// times at most: the copy in sent/ is intact.
+fn resend_damaged(node: &mut Node, set_name: &str) {
+    const MAX_SHIPS: u64 = 3;
+    match node.store.outbox(set_name) {
+        Ok(Some(e)) if e.kind == "batch" && e.ship_count < MAX_SHIPS => {
+            match node.resend(&e.batch_id) {
+                Ok(_) => tracing::warn!(set = set_name, "damaged in transit; sending it again"),
+                Err(err) => {
+                    tracing::warn!(set = set_name, error = %err, "damaged in transit and cannot be resent")
+                }
+            }
+        }
+        Ok(Some(_)) => tracing::error!(
+            set = set_name,
+            "damaged in transit again; not resending, see quarantine at the peer"
+        ),
+        _ => {}
+    }
 }
 
 /// Seal the acknowledgment of a journaled batch into outbound/.

@@ -399,7 +399,7 @@ impl Store {
              VALUES(?1, ?2, ?3, ?4, ?5, 'shipped', ?6, ?6, 1)
              ON CONFLICT(set_name) DO UPDATE SET shipped_at = excluded.shipped_at,
                ship_count = ship_count + 1,
-               state = CASE WHEN state = 'acknowledged' THEN state ELSE 'shipped' END",
+               state = CASE WHEN state = 'acknowledged' AND ack_status <> 'rejected' THEN state ELSE 'shipped' END",
             params![set_name, batch_id, kind, peer, seq, now()],
         )?;
         Ok(())

@@ -193,3 +193,36 @@ fn a_download_cut_off_mid_file_resumes() {
         30000
     );
 }
+
+#[test]
+fn a_set_damaged_in_transit_is_sent_again() {
+    let p = Pair::new();
+    p.drop_batch("b.xml", &sample_batch());
+    assert_eq!(p.pass(&p.insp).shipped, 1);
+    let gz = files_in(&p.sup_inbound())
+        .into_iter()
+        .find(|f| f.ends_with(".xml.gz"))
+        .unwrap();
+    let path = p.sup_inbound().join(gz);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[200] ^= 0x01;
+    fs::write(&path, bytes).unwrap();
+    let r = p.pass(&p.sup);
+    assert_eq!((r.quarantined, r.applied), (1, 0));
+    let r = p.pass(&p.insp);
+    assert_eq!(
+        (r.acks_received, r.shipped),
+        (1, 1),
+        "the intact copy goes again"
+    );
+    assert_eq!(p.pass(&p.sup).applied, 1);
+    p.pass(&p.insp);
+    assert_eq!(
+        sql_text(
+            &p.insp.join("store.sqlite"),
+            "SELECT ack_status FROM outbox WHERE kind='batch'"
+        )
+        .unwrap(),
+        "accepted"
+    );
+}
