@@ -9,6 +9,7 @@
 
 pub mod ack;
 pub mod apply;
+pub mod backup;
 pub mod config;
 pub mod demo;
 pub mod document;

@@ -101,6 +101,15 @@ enum Cmd {
         #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
         agency: String,
     },
+    /// Back up the node (store, configuration, keys, folders) into a new folder (R7).
+    Backup { dest: PathBuf },
+    /// Restore a backup into an empty folder.
+    Restore {
+        backup: PathBuf,
+        /// The folder to restore the node into.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -240,7 +249,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            sedx::watch::run(&mut node, now, report, || false)?;
+            // SIGTERM (systemd, kill) and Ctrl-C stop between passes; every step is
+            // durable anyway, so a pass never needs to be cut short.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone())?;
+            }
+            tracing::info!(node = node.id(), "running");
+            sedx::watch::run(&mut node, now, report, || {
+                stop.load(std::sync::atomic::Ordering::Relaxed)
+            })?;
+            tracing::info!(node = node.id(), "stopped");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Status { json } => {
@@ -321,6 +340,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} records ({} equipment, {} reports, {} non-statutory) in {} files; defects: {:?}",
                 g.records, g.equipment, g.reports, g.non_statutory, g.files, g.defects
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Backup { dest } => {
+            let files = sedx::backup::backup(&cli.node, &dest)?;
+            println!(
+                "backed up {} into {} ({files} files)",
+                cli.node.display(),
+                dest.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Restore { backup, to } => {
+            sedx::backup::restore(&backup, &to)?;
+            println!("restored {} into {}", backup.display(), to.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Acceptance => {

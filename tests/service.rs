@@ -135,3 +135,132 @@ fn status_json_shows_each_peer_at_a_glance() {
     );
     assert_eq!(json["quarantine"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn sigterm_stops_the_watcher_cleanly_and_logs_are_one_json_event_per_line() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let p = Pair::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--log-json")
+        .arg("--node")
+        .arg(&p.insp)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.drop_batch("b.xml", &sample_batch());
+    let db = p.insp.join("store.sqlite");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM outbox WHERE state = 'shipped'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0)
+            == 0
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit on SIGTERM: {status:?}"
+    );
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        events.iter().any(|e| e["fields"]["message"] == "shipped"),
+        "{log}"
+    );
+    assert_eq!(
+        events.last().unwrap()["fields"]["message"],
+        "stopped",
+        "{log}"
+    );
+}
+
+#[test]
+fn a_node_restored_from_backup_carries_on() {
+    let p = Pair::new();
+    p.drop_batch("one.xml", &equipment_batch(1, 2));
+    p.pass(&p.insp);
+    p.pass(&p.sup);
+    p.pass(&p.insp);
+    let backup = p.tmp.path().join("backup-1");
+    let out = sedx(&p.insp, &["backup", backup.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !sedx(&p.insp, &["backup", backup.to_str().unwrap()])
+            .status
+            .success(),
+        "never overwrites"
+    );
+    // The node's disk is lost.
+    std::fs::rename(&p.insp, p.tmp.path().join("lost")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args([
+            "restore",
+            backup.to_str().unwrap(),
+            "--to",
+            p.insp.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = stdout(sedx(&p.insp, &["status"]));
+    assert!(status.contains("last seq 1;"), "{status}");
+    p.drop_batch("two.xml", &equipment_batch(10, 2));
+    assert_eq!(p.pass(&p.insp).shipped, 1);
+    let r = p.pass(&p.sup);
+    assert_eq!(
+        (r.applied, r.held),
+        (1, 0),
+        "sequence 2 follows 1: nothing lost, nothing repeated"
+    );
+    assert_eq!(
+        sql_count(
+            &p.sup.join("store.sqlite"),
+            "SELECT count(*) FROM equipment"
+        ),
+        4
+    );
+}
