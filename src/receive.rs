@@ -20,6 +20,10 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+/// How far ahead of the expected sequence number a batch may be held; beyond,
+/// it is refused (a far-future number would hold a place forever).
+const MAX_AHEAD: u64 = 10_000;
+
 /// What became of one set in this pass.
 enum Taken {
     Done,
@@ -33,7 +37,15 @@ pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
     for peer in peers {
         let dir = node.layout.inbound.join(&peer);
         let mut held: BTreeMap<u64, SetName> = BTreeMap::new();
-        for name in set::complete_sets(&dir)? {
+        let listing = set::list(&dir)?;
+        for marker in &listing.unsafe_markers {
+            if let Err(e) = quarantine_unsafe(node, &peer, &dir, marker, report) {
+                report
+                    .errors
+                    .push(format!("{peer}/{}: {e}", set::describe(marker)));
+            }
+        }
+        for name in listing.sets {
             match take(node, &peer, &dir, &name, report) {
                 Ok(Taken::Held(seq)) => {
                     held.insert(seq, name);
@@ -203,6 +215,16 @@ fn take_batch(
             Code::BatchSequence,
             format!(
                 "sequence {} was already used by another batch (expected {expected})",
+                header.seq
+            ),
+        );
+        return refuse(node, rej, Some(&header), report);
+    }
+    if header.seq > expected + MAX_AHEAD {
+        let rej = Reject::new(
+            Code::BatchSequence,
+            format!(
+                "sequence {} is implausibly far ahead of {expected}",
                 header.seq
             ),
         );
@@ -400,6 +422,73 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
         },
     )?;
     node.store.count_acks_sent(&entry.batch_id)?;
+    Ok(())
+}
+
+/// A set whose name is unsafe is moved aside as it is (names never leave their
+/// folder: only the last component is used) and answered negatively.
+fn quarantine_unsafe(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    marker: &std::ffi::OsStr,
+    report: &mut PassReport,
+) -> Result<()> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let stem = &marker.as_bytes()[..marker.as_bytes().len() - set::MARKER.len()];
+    let shown = set::describe(std::ffi::OsStr::from_bytes(stem));
+    let tag = hex::encode(&Sha256::digest(marker.as_bytes())[..8]);
+    let qdir = node.layout.quarantine.join(peer).join("unsafe-names");
+    let detail = format!(
+        "set name {shown:?} is not a safe name (UTF-8, at most 200 bytes, no control characters)"
+    );
+    tracing::warn!(peer, name = %shown, "quarantined: unsafe set name");
+    write_reason(&qdir, &tag, Code::SetName.as_str(), &detail)?;
+    for ext in [set::PAYLOAD, set::SIG, set::MARKER] {
+        let mut file = stem.to_vec();
+        file.extend_from_slice(ext.as_bytes());
+        let file = std::ffi::OsString::from_vec(file);
+        let from = dir.join(&file);
+        if std::fs::symlink_metadata(&from).is_ok() {
+            crate::fsx::create_dir_all(&qdir)?;
+            crate::fsx::rename(&from, &qdir.join(format!("{tag}{ext}")))?;
+        }
+    }
+    let doc = AckDoc {
+        from: node.id().to_string(),
+        to: peer.to_string(),
+        batch: None,
+        set: shown.clone(),
+        sha256: None,
+        status: AckStatus::Rejected,
+        original_status: None,
+        seq: None,
+        accepted: 0,
+        rejected: 0,
+        created: now(),
+        reason: Some((Code::SetName.as_str().to_string(), detail.clone())),
+    };
+    let nack_name = SetName::new(&format!("{}-{peer}-nack-{tag}", node.id()))?;
+    seal::seal(
+        &node.layout.outbound,
+        &nack_name,
+        &node.key,
+        DocKind::Ack.sig_namespace(),
+        |w| {
+            AckWriter::begin(w, &doc)
+                .and_then(|a| a.end())
+                .at(nack_name.payload_file())?;
+            Ok(())
+        },
+    )?;
+    node.store.log_quarantine(
+        Some(peer),
+        &shown,
+        Code::SetName,
+        &detail,
+        &qdir.display().to_string(),
+    )?;
+    report.quarantined += 1;
     Ok(())
 }
 

@@ -139,7 +139,20 @@ pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, Reject> {
 
 /// Sets in `dir` whose marker is present, in name order.
 pub fn complete_sets(dir: &Path) -> Result<Vec<SetName>> {
-    let mut out = Vec::new();
+    Ok(list(dir)?.sets)
+}
+
+/// What a folder holds: complete sets, and markers whose set name is unsafe
+/// (not UTF-8, too long, control characters) and must be put aside.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub sets: Vec<SetName>,
+    pub unsafe_markers: Vec<std::ffi::OsString>,
+}
+
+pub fn list(dir: &Path) -> Result<Listing> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Listing::default();
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -148,16 +161,43 @@ pub fn complete_sets(dir: &Path) -> Result<Vec<SetName>> {
     for entry in rd {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if is_temporary(name) {
+        let bytes = name.as_bytes();
+        if bytes.first() == Some(&b'.') || !bytes.ends_with(MARKER.as_bytes()) {
             continue;
         }
-        if let Some((set, MARKER)) = SetName::of_file(name) {
-            out.push(set);
+        match name.to_str() {
+            Some(n) if is_temporary(n) => {}
+            Some(n) => match SetName::of_file(n) {
+                Some((set, MARKER)) => out.sets.push(set),
+                _ => out.unsafe_markers.push(name),
+            },
+            None => out.unsafe_markers.push(name),
         }
     }
-    out.sort();
+    out.sets.sort();
+    out.unsafe_markers.sort();
     Ok(out)
+}
+
+/// A printable, bounded rendering of an unsafe name (for reasons and answers).
+pub fn describe(name: &std::ffi::OsStr) -> String {
+    let lossy = name.to_string_lossy();
+    let clean: String = lossy
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{FFFD}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .take(120)
+        .collect();
+    if lossy.chars().count() > 120 {
+        format!("{clean}...")
+    } else {
+        clean
+    }
 }
 
 /// Where a set goes in `dst`: `dst` itself, or `dst/dup-N/` when a set of that name

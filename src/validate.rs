@@ -15,6 +15,9 @@ pub const ACK_XSD: &str = include_str!("../xsd/ack.xsd");
 /// Decompress `gz` into `out`, refusing more than `cap` bytes of output. A
 /// truncated or corrupt stream is refused, not half-read.
 pub fn expand(gz: &Path, out: &Path, cap: u64) -> Result<u64> {
+    if std::fs::metadata(gz).at(gz)?.len() == 0 {
+        return Err(Reject::new(Code::SetGzip, "payload is empty").into());
+    }
     let input = BufReader::with_capacity(1 << 20, File::open(gz).at(gz)?);
     let mut dec = MultiGzDecoder::new(input).take(cap + 1);
     let mut w = BufWriter::with_capacity(1 << 20, File::create(out).at(out)?);
