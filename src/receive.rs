@@ -90,6 +90,20 @@ fn take(
     name: &SetName,
     report: &mut PassReport,
 ) -> Result<Taken> {
+    // A set half-moved to archive/ or quarantine/ when the process was stopped:
+    // it was fully handled then; finish the move.
+    if !name.payload(dir).exists() {
+        for done in [
+            node.layout.archive.join(peer),
+            node.layout.quarantine.join(peer),
+        ] {
+            let to = set::destination(name, dir, &done);
+            if name.payload(&to).exists() {
+                set::move_into(name, dir, &to)?;
+                return Ok(Taken::Done);
+            }
+        }
+    }
     let verified = match verify::verify_set(
         dir,
         name,

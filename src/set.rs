@@ -232,8 +232,9 @@ pub fn move_set(name: &SetName, src: &Path, dst: &Path) -> Result<PathBuf> {
 pub fn move_into(name: &SetName, src: &Path, to: &Path) -> Result<()> {
     fsx::create_dir_all(to)?;
     for (from, into) in name.files(src).iter().zip(name.files(to)) {
-        if from.exists() {
+        if std::fs::symlink_metadata(from).is_ok() {
             fsx::rename(from, &into)?;
+            crate::faults::crash_point("mid-move");
         }
     }
     Ok(())

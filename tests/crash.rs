@@ -128,3 +128,13 @@ fn receiver_killed_after_apply_before_acknowledgment() {
 fn receiver_killed_after_acknowledgment_before_archiving() {
     killed_at("after-ack", sup);
 }
+
+#[test]
+fn sender_killed_while_moving_a_set_to_sent() {
+    killed_at("mid-move", insp);
+}
+
+#[test]
+fn receiver_killed_while_archiving_a_set() {
+    killed_at("mid-move", sup);
+}
