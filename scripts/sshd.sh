@@ -2,16 +2,23 @@
 # A throwaway OpenSSH server for tests and the demo.
 #   scripts/sshd.sh start DIR   start sshd on a free 127.0.0.1 port (or $SSHD_PORT) with
 #                               keys in DIR; prints PORT=, HOST_KEY=, AUTHORIZED_KEYS=, PID=
-#   scripts/sshd.sh stop DIR    stop it (by the PID it recorded)
+#   scripts/sshd.sh stop DIR    stop it (by the PID it recorded), live connections too
+#   scripts/sshd.sh cut DIR     drop every live connection; the server keeps listening
 # Host key: DIR/host_ed25519 (made once; delete it to get a new one).
 set -euo pipefail
 cmd=${1:?usage: sshd.sh start|stop DIR}
 dir=$(realpath -m "${2:?usage: sshd.sh start|stop DIR}")
 SSHD=${SSHD:-/usr/sbin/sshd}
 
+cut() {
+  # Each connection is served by a child of the listener.
+  [ -f "$dir/sshd.pid" ] && pkill -KILL -P "$(cat "$dir/sshd.pid")" 2>/dev/null || true
+}
+
 stop() {
   if [ -f "$dir/sshd.pid" ]; then
     pid=$(cat "$dir/sshd.pid")
+    cut
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$dir/sshd.pid"
@@ -20,8 +27,9 @@ stop() {
 
 case "$cmd" in
   stop) stop; exit 0 ;;
+  cut) cut; exit 0 ;;
   start) ;;
-  *) echo "usage: sshd.sh start|stop DIR" >&2; exit 2 ;;
+  *) echo "usage: sshd.sh start|stop|cut DIR" >&2; exit 2 ;;
 esac
 
 [ -x "$SSHD" ] || { echo "sshd.sh: $SSHD not found (apt-get install openssh-server)" >&2; exit 1; }

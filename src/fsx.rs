@@ -35,9 +35,27 @@ pub fn temp_name(path: &Path) -> PathBuf {
     parent(path).join(format!(".{name}.{}.part", std::process::id()))
 }
 
-/// Durable rename (both directories synced).
+/// Durable rename (both directories synced). Across filesystems (an inbound
+/// folder may be a mount of its own) it copies, syncs, then removes the source.
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
-    fs::rename(from, to).at(to)?;
+    match fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            if fs::symlink_metadata(from)
+                .at(from)?
+                .file_type()
+                .is_symlink()
+            {
+                // Move the link itself, never what it points at.
+                let target = fs::read_link(from).at(from)?;
+                std::os::unix::fs::symlink(target, to).at(to)?;
+            } else {
+                copy(from, to)?;
+            }
+            fs::remove_file(from).at(from)?;
+        }
+        Err(e) => return Err(e).at(to),
+    }
     sync_dir(parent(to))?;
     if parent(from) != parent(to) {
         sync_dir(parent(from))?;

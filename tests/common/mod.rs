@@ -56,6 +56,15 @@ impl Sshd {
         }
     }
 
+    /// Drop every live connection; the server keeps listening.
+    pub fn cut(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("cut")
+            .arg(&self.dir)
+            .status();
+    }
+
     pub fn stop(&self) {
         let _ = Command::new("bash")
             .arg(repo().join("scripts/sshd.sh"))
