@@ -18,6 +18,8 @@ pub mod error;
 pub mod export;
 pub mod faults;
 pub mod fsx;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gen;
 pub mod node;
 pub mod outbound;

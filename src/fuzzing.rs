@@ -1,0 +1,163 @@
+//! Entry points for the fuzz targets (fuzz/) and their corpus regression test
+//! (tests/fuzz_corpus.rs): each runs one stage of the inbound path, or the record
+//! rules, on arbitrary bytes. None may panic, and each bounds what it expands.
+
+use crate::document::{self, DocKind, RecordReader};
+use crate::domain::rules::{judge, Direction, Policy, Register, Responsibility};
+use crate::domain::{Record, Role};
+use crate::set::Marker;
+use crate::signature::{AllowedSigners, Hashing, ParsedSig};
+use crate::validate::{self, Schemas};
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The expansion cap used while fuzzing (a gzip bomb must stop here).
+pub const CAP: u64 = 4 << 20;
+
+thread_local! {
+    static SCHEMAS: RefCell<Option<Schemas>> = const { RefCell::new(None) };
+}
+
+fn scratch() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "sedx-fuzz-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// A `.sha256` marker.
+pub fn marker(data: &[u8]) {
+    let _ = Marker::parse(data);
+}
+
+/// An SSHSIG signature, checked against the data after it and a fixed trust list.
+pub fn signature(data: &[u8]) {
+    let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let (sig, payload) = data.split_at(split);
+    let mut h = Hashing::default();
+    h.update(payload);
+    let digest = h.finish();
+    if let Ok(parsed) = ParsedSig::parse(sig) {
+        let _ = parsed.verify(&digest);
+        let trust = AllowedSigners::parse(
+            "insp-city ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJZOV3aMflx8LMh1sLjDMDiXjZ1wBT2/nBkfH1fp9HDa\n",
+        )
+        .unwrap_or_default();
+        let _ = trust.check(&parsed, "insp-city", "sedx-batch", &digest);
+    }
+    let _ = AllowedSigners::parse(&String::from_utf8_lossy(data));
+}
+
+/// A gzip payload: expanded under the cap, then the XML stages.
+pub fn gzip(data: &[u8]) {
+    let gz = scratch();
+    let out = gz.with_extension("xml");
+    if std::fs::write(&gz, data).is_ok() && validate::expand(&gz, &out, CAP).is_ok() {
+        xml_file(&out);
+    }
+    let _ = std::fs::remove_file(&gz);
+    let _ = std::fs::remove_file(&out);
+}
+
+/// An XML document: the DOCTYPE-refusing scan, libxml2's XSD validation, and
+/// the records with their rules.
+pub fn xml(data: &[u8]) {
+    let path = scratch().with_extension("xml");
+    if std::fs::write(&path, data).is_ok() {
+        xml_file(&path);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+fn xml_file(path: &std::path::Path) {
+    let Ok(file) = std::fs::File::open(path) else {
+        return;
+    };
+    let Ok(scan) = document::scan(std::io::BufReader::new(file)) else {
+        return;
+    };
+    SCHEMAS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.is_none() {
+            *s = Schemas::new().ok();
+        }
+        if let Some(schemas) = s.as_mut() {
+            let _ = schemas.validate(path, scan.root.kind);
+        }
+    });
+    if scan.root.kind == DocKind::Batch {
+        let _ = document::BatchHeader::from_root(&scan.root);
+        if let Ok(file) = std::fs::File::open(path) {
+            let mut reader = RecordReader::new(std::io::BufReader::new(file));
+            while let Ok(Some((kind, raw))) = reader.next_record() {
+                if let Ok(rec) = Record::from_raw(kind, &raw) {
+                    rules(&rec);
+                }
+            }
+        }
+    } else {
+        let _ = crate::ack::AckDoc::from_root(&scan.root);
+    }
+}
+
+struct Fixed;
+impl Register for Fixed {
+    fn responsibility(&mut self, code: &str) -> crate::error::Result<Option<Responsibility>> {
+        Ok((code.len() % 3 != 0).then(|| Responsibility {
+            agency: Some("A".into()),
+            temporary: (code.len() % 2 == 0).then(|| "B".into()),
+        }))
+    }
+}
+
+fn rules(rec: &Record) {
+    let policy = Policy {
+        rollout: crate::domain::rules::default_rollout(),
+        national_agencies: vec!["N".into()],
+        today: "2006-07-01".into(),
+    };
+    for dir in [Direction::Sending, Direction::Receiving] {
+        for role in [Role::Supervision, Role::Inspection] {
+            let _ = judge(&policy, dir, role, rec, &mut Fixed);
+        }
+    }
+}
+
+/// Record rules on fields taken from arbitrary bytes: `kind \0 name=value \0 ...`.
+pub fn records(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let Some(kind) = parts
+        .next()
+        .and_then(|k| crate::domain::RecordKind::from_element(k.as_bytes()))
+    else {
+        return;
+    };
+    let raw = crate::domain::RawRecord {
+        fields: parts
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    if let Ok(rec) = Record::from_raw(kind, &raw) {
+        rules(&rec);
+    }
+    let _ = crate::domain::ids::registration_code_problem(&text);
+    let _ = crate::domain::ids::credit_code_valid(&text);
+    let _ = crate::domain::ids::org_code_valid(&text);
+}
+
+/// The stages by name, for the corpus runner.
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    Some(match name {
+        "marker" => marker,
+        "signature" => signature,
+        "gzip" => gzip,
+        "xml" => xml,
+        "records" => records,
+        _ => return None,
+    })
+}
