@@ -106,9 +106,9 @@ fn xml_file(path: &std::path::Path) {
 struct Fixed;
 impl Register for Fixed {
     fn responsibility(&mut self, code: &str) -> crate::error::Result<Option<Responsibility>> {
-        Ok((code.len() % 3 != 0).then(|| Responsibility {
+        Ok((!code.len().is_multiple_of(3)).then(|| Responsibility {
             agency: Some("A".into()),
-            temporary: (code.len() % 2 == 0).then(|| "B".into()),
+            temporary: code.len().is_multiple_of(2).then(|| "B".into()),
         }))
     }
 }
