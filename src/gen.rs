@@ -212,6 +212,18 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
         .filter(|d| *d != "310000")
         .collect();
     let mut batch: Option<Batch> = None;
+    let units: Vec<(String, String)> = (0..(opts.records / 20).max(50))
+        .map(|n| {
+            let name = format!(
+                "上海{}{}{}{}",
+                rng.pick(NAME_HEADS),
+                rng.pick(NAME_TRADES),
+                n,
+                rng.pick(NAME_TAILS)
+            );
+            (name, org_body(&mut rng))
+        })
+        .collect();
     let mut i = 0u64;
     while done.records < opts.records {
         if batch
@@ -254,13 +266,10 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
             .find(|d| d.0 == district)
             .map(|d| d.1)
             .unwrap_or("黄浦区");
-        let mut unit = format!(
-            "上海{}{}{}",
-            rng.pick(NAME_HEADS),
-            rng.pick(NAME_TRADES),
-            rng.pick(NAME_TAILS)
-        );
-        let body = org_body(&mut rng);
+        // Units own many pieces of equipment: pick one from the city's pool, so a
+        // unit name always comes with the same organization code.
+        let (pool_unit, body) = units[rng.below(units.len() as u64) as usize].clone();
+        let mut unit = pool_unit;
         let mut org = format!("{body}-{}", org_check(&body));
         let use_credit = rng.chance(0.5);
         let mut credit = credit_code(district, &org);
@@ -269,6 +278,12 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
         if rng.chance(opts.defects) {
             let (name, _) = *rng.pick(DEFECTS);
             defect = Some(name);
+            // A unit of its own, so one defect never shows as another.
+            unit = format!(
+                "上海{}{}第{i}分公司",
+                rng.pick(NAME_HEADS),
+                rng.pick(NAME_TRADES)
+            );
             match name {
                 "org-code-check" => {
                     let good = org_check(&body);
@@ -295,8 +310,7 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
         };
         let road = rng.pick(ROADS);
         let equipment = format!(
-            "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{:08}</factorySerial><internalNumber>{}号</internalNumber><userUnit>{}</userUnit>{id}<address>{district_name}{road}{}号</address><district>{district_field}</district><useStatus>{}</useStatus><inspectionAgency>{}</inspectionAgency></equipment>\n",
-            rng.below(100_000_000),
+            "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{i:08}</factorySerial><internalNumber>{}号</internalNumber><userUnit>{}</userUnit>{id}<address>{district_name}{road}{}号</address><district>{district_field}</district><useStatus>{}</useStatus><inspectionAgency>{}</inspectionAgency></equipment>\n",
             rng.below(40) + 1,
             esc(&unit),
             rng.below(2000) + 1,

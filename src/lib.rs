@@ -10,6 +10,7 @@
 pub mod ack;
 pub mod apply;
 pub mod backup;
+pub mod clean;
 pub mod config;
 pub mod demo;
 pub mod document;

@@ -110,6 +110,17 @@ enum Cmd {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Clean a register export (CSV in UTF-8 or GBK, or a batch): a cleaned copy and
+    /// a report of every problem (terminal, CSV, HTML) (R2, R3).
+    Clean {
+        file: PathBuf,
+        /// Folder for the cleaned copy and the reports (default: beside the input).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Exit non-zero when more problems than this remain.
+        #[arg(long, default_value_t = 0)]
+        max_problems: u64,
+    },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -354,6 +365,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Restore { backup, to } => {
             sedx::backup::restore(&backup, &to)?;
             println!("restored {} into {}", backup.display(), to.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Clean {
+            file,
+            out,
+            max_problems,
+        } => {
+            let report = sedx::clean::clean(&file, out.as_deref())?;
+            print!("{}", sedx::clean::summary(&report));
+            if report.problems() > max_problems {
+                eprintln!(
+                    "sedx: {} problems (more than {max_problems})",
+                    report.problems()
+                );
+                return Ok(ExitCode::from(3));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Acceptance => {

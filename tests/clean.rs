@@ -1,0 +1,198 @@
+//! `sedx clean` on small dirty registers with known problems (CSV in UTF-8 and
+//! GBK) and on `sedx gen` output with injected defects: every count matches.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+fn clean(file: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("clean")
+        .arg(file)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Problem counts by code from the problems CSV.
+fn counts(problems_csv: &Path) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for line in fs::read_to_string(problems_csv).unwrap().lines().skip(1) {
+        let code = line.split(',').nth(2).unwrap().to_string();
+        *m.entry(code).or_default() += 1;
+    }
+    m
+}
+
+fn expected(file: &Path) -> BTreeMap<String, u64> {
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (c, n) = l.split_once(',').unwrap();
+            (c.to_string(), n.parse().unwrap())
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn dirty_registers_report_every_known_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = repo().join("samples/registers");
+    for name in ["supervision-register", "agency-register-gbk"] {
+        let out = clean(
+            &dir.join(format!("{name}.csv")),
+            tmp.path(),
+            &["--max-problems", "100"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            counts(&tmp.path().join(format!("{name}.problems.csv"))),
+            expected(&dir.join(format!("{name}.expected.csv"))),
+            "{name}"
+        );
+    }
+    let cleaned = fs::read_to_string(tmp.path().join("supervision-register.clean.csv")).unwrap();
+    assert!(
+        cleaned
+            .contains("\n31103101012006050008,3110,SH-E-06-1188,上海外滩置业有限公司,63169638-2,"),
+        "full width and spaces normalised:\n{cleaned}"
+    );
+    assert!(
+        cleaned.contains("上海浦东热力有限公司,08799493-2,91310112087994932F"),
+        "organization code derived from the credit code:\n{cleaned}"
+    );
+    let gbk = fs::read_to_string(tmp.path().join("agency-register-gbk.clean.csv")).unwrap();
+    assert!(
+        gbk.contains("上海虹口商厦有限公司"),
+        "GBK read, UTF-8 written"
+    );
+    let summary = String::from_utf8(
+        clean(
+            &dir.join("supervision-register.csv"),
+            tmp.path(),
+            &["--max-problems", "100"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        summary.starts_with("11 rows, 8 problems") && summary.contains("310101"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn more_problems_than_the_threshold_is_a_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = repo().join("samples/registers/supervision-register.csv");
+    assert_eq!(
+        clean(&file, tmp.path(), &["--max-problems", "7"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert!(clean(&file, tmp.path(), &["--max-problems", "8"])
+        .status
+        .success());
+}
+
+#[test]
+fn generated_data_with_injected_defects_counts_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("gen");
+    let o = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args([
+            "gen",
+            "--out",
+            data.to_str().unwrap(),
+            "--records",
+            "40000",
+            "--defects",
+            "0.05",
+            "--batch-size",
+            "50000",
+            "--seed",
+            "11",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut injected: BTreeMap<String, u64> = BTreeMap::new();
+    for line in fs::read_to_string(data.join("manifest.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        let code = match f[1] {
+            "REC-DUPLICATE" => "DUP-REGCODE",
+            "KEPT-HOME" => continue,
+            c => c,
+        };
+        *injected.entry(code.to_string()).or_default() += f[2].parse::<u64>().unwrap();
+    }
+    let out = clean(
+        &data.join("gen-000001.xml"),
+        tmp.path(),
+        &["--max-problems", "1000000"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counts(&tmp.path().join("gen-000001.problems.csv")),
+        injected.into_iter().filter(|(_, n)| *n > 0).collect()
+    );
+}
+
+#[test]
+fn the_html_report_shows_its_chart_in_a_real_browser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = clean(
+        &repo().join("samples/registers/supervision-register.csv"),
+        tmp.path(),
+        &["--max-problems", "100"],
+    );
+    assert!(out.status.success());
+    let page = tmp.path().join("supervision-register.report.html");
+    let profile = tmp.path().join("chromium-profile");
+    let dom = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (scripts/deps.sh installs it)");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("id=\"by-category\"") && dom.contains("id=\"by-district\""),
+        "{dom}"
+    );
+    let bars = dom.matches("class=\"bar\"").count();
+    assert!(bars >= 4, "the charts have their bars: {dom}");
+    assert!(dom.contains("<span id=\"total\">8</span>"), "{dom}");
+    let _ = INSP;
+}
