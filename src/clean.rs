@@ -572,3 +572,64 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>> {
         .collect::<std::io::Result<_>>()
         .at(path)
 }
+
+/// Every equipment row of a register (CSV in UTF-8 or GBK, or a batch), its
+/// fields named as in the batch and normalised, streamed to `each`.
+pub fn for_each_row(
+    path: &Path,
+    mut each: impl FnMut(u64, Vec<(String, String)>) -> Result<()>,
+) -> Result<()> {
+    let norm = |fields: Vec<(String, String)>| -> Vec<(String, String)> {
+        fields
+            .into_iter()
+            .map(|(k, v)| {
+                let v = normalise(&k, &v);
+                (k, v)
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    };
+    let mut row = 0u64;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+    {
+        let mut reader = RecordReader::new(BufReader::with_capacity(
+            1 << 20,
+            File::open(path).at(path)?,
+        ));
+        while let Some((kind, raw)) = reader.next_record()? {
+            if kind == RecordKind::Equipment {
+                row += 1;
+                each(row, norm(raw.fields))?;
+            }
+        }
+        return Ok(());
+    }
+    let mut rd = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 20, decoded(path)?));
+    let header: Vec<Option<&'static str>> = rd
+        .headers()
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
+        .iter()
+        .map(|h| {
+            let h = h.trim().trim_start_matches('\u{feff}');
+            COLUMNS
+                .iter()
+                .find(|(f, names)| *f == h || names.contains(&h))
+                .map(|(f, _)| *f)
+        })
+        .collect();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+        row += 1;
+        let fields = header
+            .iter()
+            .zip(rec.iter())
+            .filter_map(|(m, v)| m.map(|f| (f.to_string(), v.to_string())))
+            .collect();
+        each(row, norm(fields))?;
+    }
+    Ok(())
+}

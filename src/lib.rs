@@ -26,6 +26,7 @@ pub mod node;
 pub mod outbound;
 pub mod pull;
 pub mod receive;
+pub mod reconcile;
 pub mod seal;
 pub mod set;
 pub mod ship;

@@ -121,6 +121,24 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         max_problems: u64,
     },
+    /// Compare the supervision register (A) with an agency's (B): missing records and
+    /// field differences (terminal, CSV, HTML); optionally as discrepancy notices (R6).
+    Reconcile {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Drop the differences as discrepancy notices into this node's outbound/
+        /// (an inspection node; `--node`).
+        #[arg(long)]
+        notices: bool,
+        /// The agency the notices come from.
+        #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
+        agency: String,
+        /// Exit non-zero when more problems than this remain.
+        #[arg(long, default_value_t = u64::MAX)]
+        max_problems: u64,
+    },
     /// Construction notices awaiting installation inspection (业务受理, R11).
     Acceptance,
     /// Equipment: `show CODE` gives the latest data and its history (查看设备信息).
@@ -379,6 +397,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "sedx: {} problems (more than {max_problems})",
                     report.problems()
                 );
+                return Ok(ExitCode::from(3));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Reconcile {
+            a,
+            b,
+            out,
+            notices,
+            agency,
+            max_problems,
+        } => {
+            let r = sedx::reconcile::reconcile(&a, &b, &out)?;
+            print!("{}", sedx::reconcile::summary(&r));
+            if notices {
+                let (path, n) = sedx::reconcile::notices(&r, &cli.node, &agency)?;
+                println!("{n} discrepancy notice(s) in {}", path.display());
+            }
+            if r.problems() > max_problems {
+                eprintln!("sedx: {} problems (more than {max_problems})", r.problems());
                 return Ok(ExitCode::from(3));
             }
             Ok(ExitCode::SUCCESS)

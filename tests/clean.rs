@@ -196,3 +196,78 @@ fn the_html_report_shows_its_chart_in_a_real_browser() {
     assert!(dom.contains("<span id=\"total\">8</span>"), "{dom}");
     let _ = INSP;
 }
+
+#[test]
+fn reconcile_lists_what_is_missing_and_every_difference_and_sends_notices() {
+    let p = Pair::new();
+    let dir = repo().join("samples/registers");
+    let out_dir = p.tmp.path().join("reconcile");
+    let out = sedx(
+        &p.insp,
+        &[
+            "reconcile",
+            dir.join("supervision-register.csv").to_str().unwrap(),
+            dir.join("agency-register-gbk.csv").to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--notices",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for line in fs::read_to_string(out_dir.join("reconcile.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        let kind = match f[0] {
+            "difference" => {
+                *got.entry(f[2].to_string()).or_default() += 1;
+                "differences"
+            }
+            k => k,
+        };
+        *got.entry(kind.to_string()).or_default() += 1;
+    }
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(summary.contains("matched 3"), "{summary}");
+    got.insert("matched".into(), 3);
+    assert_eq!(got, expected(&dir.join("reconcile.expected.csv")));
+    // The differences in R6 fields go to supervision as discrepancy notices.
+    assert!(summary.contains("4 discrepancy notice(s)"), "{summary}");
+    p.pass(&p.insp);
+    p.pass(&p.sup);
+    let list = String::from_utf8(sedx(&p.sup, &["discrepancies"]).stdout).unwrap();
+    assert!(
+        list.contains("use-status") && list.contains("停用"),
+        "{list}"
+    );
+    assert_eq!(
+        sql_count(
+            &p.sup.join("store.sqlite"),
+            "SELECT count(*) FROM discrepancy_notice"
+        ),
+        4
+    );
+    let html = fs::read_to_string(out_dir.join("reconcile.html")).unwrap();
+    assert!(html.contains("<span id=\"differences\">4</span>"));
+    // Above the threshold, a failure.
+    let strict = sedx(
+        &p.insp,
+        &[
+            "reconcile",
+            dir.join("supervision-register.csv").to_str().unwrap(),
+            dir.join("agency-register-gbk.csv").to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--max-problems",
+            "3",
+        ],
+    );
+    assert_eq!(strict.status.code(), Some(3));
+}
