@@ -264,3 +264,27 @@ fn a_node_restored_from_backup_carries_on() {
         4
     );
 }
+
+#[test]
+fn the_systemd_unit_runs_the_watcher_and_stops_it_with_sigterm() {
+    let unit = std::fs::read_to_string(repo().join("scripts/sedx.service")).unwrap();
+    let get = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in the unit"))
+            .to_string()
+    };
+    let exec = get("ExecStart");
+    assert!(
+        exec.starts_with("/usr/local/bin/sedx --node ") && exec.ends_with(" run"),
+        "{exec}"
+    );
+    assert_eq!(get("KillSignal"), "SIGTERM");
+    assert_eq!(get("Restart"), "always");
+    // The command line it runs is one sedx accepts.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+}
