@@ -439,6 +439,25 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
     Ok(())
 }
 
+/// Seal a negative acknowledgment (no records) into outbound/; `tag` makes its
+/// name, so answering the same set again replaces rather than repeats it.
+fn send_nack(node: &Node, peer: &str, tag: &str, doc: &AckDoc) -> Result<()> {
+    let name = SetName::new(&format!("{}-{peer}-nack-{tag}", node.id()))?;
+    seal::seal(
+        &node.layout.outbound,
+        &name,
+        &node.key,
+        DocKind::Ack.sig_namespace(),
+        |w| {
+            AckWriter::begin(w, doc)
+                .and_then(|a| a.end())
+                .at(name.payload_file())?;
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
 /// A set whose name is unsafe is moved aside as it is (names never leave their
 /// folder: only the last component is used) and answered negatively.
 fn quarantine_unsafe(
@@ -482,19 +501,7 @@ fn quarantine_unsafe(
         created: now(),
         reason: Some((Code::SetName.as_str().to_string(), detail.clone())),
     };
-    let nack_name = SetName::new(&format!("{}-{peer}-nack-{tag}", node.id()))?;
-    seal::seal(
-        &node.layout.outbound,
-        &nack_name,
-        &node.key,
-        DocKind::Ack.sig_namespace(),
-        |w| {
-            AckWriter::begin(w, &doc)
-                .and_then(|a| a.end())
-                .at(nack_name.payload_file())?;
-            Ok(())
-        },
-    )?;
+    send_nack(node, peer, &tag, &doc)?;
     node.store.log_quarantine(
         Some(peer),
         &shown,
@@ -538,23 +545,7 @@ fn quarantine(
         };
         let tag =
             Sha256::digest(format!("{name}/{}", doc.sha256.as_deref().unwrap_or("-")).as_bytes());
-        let nack_name = SetName::new(&format!(
-            "{}-{peer}-nack-{}",
-            node.id(),
-            hex::encode(&tag[..8])
-        ))?;
-        seal::seal(
-            &node.layout.outbound,
-            &nack_name,
-            &node.key,
-            DocKind::Ack.sig_namespace(),
-            |w| {
-                AckWriter::begin(w, &doc)
-                    .and_then(|a| a.end())
-                    .at(nack_name.payload_file())?;
-                Ok(())
-            },
-        )?;
+        send_nack(node, peer, &hex::encode(&tag[..8]), &doc)?;
     }
     let qdir = node.layout.quarantine.join(peer);
     let to = set::destination(name, dir, &qdir);
