@@ -6,7 +6,7 @@ use crate::document::{RecordReader, BATCH_NS};
 use crate::domain::ids;
 use crate::domain::{RawRecord, RecordKind};
 use crate::error::{Error, IoContext, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -98,12 +98,76 @@ fn hash(parts: &[&str]) -> u64 {
     h.finish()
 }
 
-/// Duplicate detection: fixed-size hashes per row, not the rows themselves.
-#[derive(Default)]
+/// Duplicate detection over fixed-size hashes, kept in a scratch SQLite file so
+/// memory stays flat however long the register (SQLite's page cache is bounded).
 struct Seen {
-    codes: HashMap<u64, u64>,
-    serials: HashMap<u64, u64>,
-    units: HashMap<u64, u64>,
+    conn: rusqlite::Connection,
+    path: PathBuf,
+}
+
+#[derive(Clone, Copy)]
+enum Index {
+    /// registration code → first row
+    Codes,
+    /// factory serial + category → registration code
+    Serials,
+    /// unit name → organization code
+    Units,
+}
+
+impl Seen {
+    fn open(dir: &Path) -> Result<Seen> {
+        let path = dir.join(format!(
+            ".sedx-clean-{}-{}.sqlite",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;
+             CREATE TABLE codes(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             CREATE TABLE serials(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             CREATE TABLE units(k INTEGER PRIMARY KEY, v INTEGER NOT NULL);
+             BEGIN;",
+        )?;
+        Ok(Seen { conn, path })
+    }
+
+    /// The value already held for `key`, or None after recording `value` for it.
+    fn first(&mut self, index: Index, key: u64, value: u64) -> Result<Option<u64>> {
+        let (insert, select) = match index {
+            Index::Codes => (
+                "INSERT OR IGNORE INTO codes(k, v) VALUES(?1, ?2)",
+                "SELECT v FROM codes WHERE k = ?1",
+            ),
+            Index::Serials => (
+                "INSERT OR IGNORE INTO serials(k, v) VALUES(?1, ?2)",
+                "SELECT v FROM serials WHERE k = ?1",
+            ),
+            Index::Units => (
+                "INSERT OR IGNORE INTO units(k, v) VALUES(?1, ?2)",
+                "SELECT v FROM units WHERE k = ?1",
+            ),
+        };
+        let inserted = self
+            .conn
+            .prepare_cached(insert)?
+            .execute(rusqlite::params![key as i64, value as i64])?;
+        if inserted == 1 {
+            return Ok(None);
+        }
+        let v: i64 = self
+            .conn
+            .prepare_cached(select)?
+            .query_row([key as i64], |r| r.get(0))?;
+        Ok(Some(v as u64))
+    }
+}
+
+impl Drop for Seen {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path); // our scratch index only
+    }
 }
 
 fn normalise(field: &str, v: &str) -> String {
@@ -122,7 +186,7 @@ fn normalise(field: &str, v: &str) -> String {
 }
 
 /// Clean one row in place and list its problems.
-fn check(row: u64, fields: &mut Vec<(String, String)>, seen: &mut Seen) -> Vec<Problem> {
+fn check(row: u64, fields: &mut Vec<(String, String)>, seen: &mut Seen) -> Result<Vec<Problem>> {
     for (k, v) in fields.iter_mut() {
         *v = normalise(k, v);
     }
@@ -200,7 +264,7 @@ fn check(row: u64, fields: &mut Vec<(String, String)>, seen: &mut Seen) -> Vec<P
     }
     if !code.is_empty() {
         let h = hash(&[&code]);
-        if let Some(first) = seen.codes.insert(h, row) {
+        if let Some(first) = seen.first(Index::Codes, h, row)? {
             problem(
                 "DUP-REGCODE",
                 format!("registration code also on row {first}"),
@@ -208,32 +272,30 @@ fn check(row: u64, fields: &mut Vec<(String, String)>, seen: &mut Seen) -> Vec<P
         }
         if let Some(serial) = get(fields, "factorySerial") {
             let s = hash(&[&serial, &category]);
-            match seen.serials.get(&s) {
-                Some(&other) if other != h => {
-                    problem("DUP-SERIAL", format!("factory serial {serial} ({category}) is also under another registration code"))
-                }
-                Some(_) => {}
-                None => {
-                    seen.serials.insert(s, h);
-                }
+            if seen
+                .first(Index::Serials, s, h)?
+                .is_some_and(|other| other != h)
+            {
+                problem(
+                    "DUP-SERIAL",
+                    format!("factory serial {serial} ({category}) is also under another registration code"),
+                );
             }
         }
     }
     if let (Some(unit), Some(o)) = (get(fields, "userUnit"), &org) {
-        let u = hash(&[&unit]);
         let oh = hash(&[o]);
-        match seen.units.get(&u) {
-            Some(&other) if other != oh => problem(
+        if seen
+            .first(Index::Units, hash(&[&unit]), oh)?
+            .is_some_and(|other| other != oh)
+        {
+            problem(
                 "DUP-UNIT-ORG",
                 format!("{unit} also appears with another organization code"),
-            ),
-            Some(_) => {}
-            None => {
-                seen.units.insert(u, oh);
-            }
+            );
         }
     }
-    out
+    Ok(out)
 }
 
 /// A UTF-8 reader over a file in UTF-8 or GBK (decided from its first bytes).
@@ -306,7 +368,7 @@ pub fn clean(input: &Path, out: Option<&Path>) -> Result<Report> {
         report_html: report_html.clone(),
         ..Default::default()
     };
-    let mut seen = Seen::default();
+    let mut seen = Seen::open(out.unwrap_or_else(|| input.parent().unwrap_or(Path::new("."))))?;
     let mut problems =
         csv::Writer::from_writer(BufWriter::new(File::create(&report_csv).at(&report_csv)?));
     problems
@@ -323,7 +385,7 @@ pub fn clean(input: &Path, out: Option<&Path>) -> Result<Report> {
     let mut record =
         |row: u64, fields: &mut Vec<(String, String)>, report: &mut Report| -> Result<()> {
             report.rows += 1;
-            for p in check(row, fields, &mut seen) {
+            for p in check(row, fields, &mut seen)? {
                 *report.by_code.entry(p.code).or_default() += 1;
                 let cat = if p.category.is_empty() {
                     "-".to_string()
