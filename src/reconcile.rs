@@ -5,7 +5,8 @@
 
 use crate::clean::for_each_row;
 use crate::error::{Error, IoContext, Result};
-use std::collections::{BTreeMap, HashMap};
+use rusqlite::OptionalExtension;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -32,30 +33,59 @@ pub struct Difference {
     pub b: String,
 }
 
+/// Differences kept in memory for the HTML page and the notices; the CSV has all.
+const KEPT: usize = 100_000;
+
 #[derive(Debug, Default)]
 pub struct Reconciled {
     pub rows_a: u64,
     pub rows_b: u64,
     pub matched: u64,
-    pub missing_in_a: Vec<String>,
-    pub missing_in_b: Vec<String>,
+    pub missing_in_a: u64,
+    pub missing_in_b: u64,
+    /// Differences per field (all of them).
+    pub by_field: BTreeMap<&'static str, u64>,
+    /// The first differences (at most 100,000).
     pub differences: Vec<Difference>,
     pub report_csv: PathBuf,
     pub report_html: PathBuf,
 }
 
 impl Reconciled {
-    pub fn problems(&self) -> u64 {
-        (self.missing_in_a.len() + self.missing_in_b.len() + self.differences.len()) as u64
+    pub fn difference_count(&self) -> u64 {
+        self.by_field.values().sum()
     }
 
-    pub fn by_field(&self) -> BTreeMap<&'static str, u64> {
-        let mut m = BTreeMap::new();
-        for d in &self.differences {
-            *m.entry(d.field).or_default() += 1;
-        }
-        m
+    pub fn problems(&self) -> u64 {
+        self.missing_in_a + self.missing_in_b + self.difference_count()
     }
+}
+
+/// Side A's index, in a scratch SQLite file so memory stays flat at any size.
+struct IndexA {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+}
+
+impl Drop for IndexA {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path); // our scratch index only
+    }
+}
+
+fn encode(fields: &[(String, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}\u{1f}{v}"))
+        .collect::<Vec<_>>()
+        .join("\u{1e}")
+}
+
+fn decode(s: &str) -> Vec<(String, String)> {
+    s.split('\u{1e}')
+        .filter_map(|p| p.split_once('\u{1f}'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
@@ -65,38 +95,77 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
         report_html: out.join("reconcile.html"),
         ..Default::default()
     };
-    // Side A is indexed (by code, and by serial and category); side B streams past it.
-    let mut by_code: HashMap<String, (Vec<(String, String)>, bool)> = HashMap::new();
-    let mut by_serial: HashMap<(String, String), String> = HashMap::new();
+    let path = out.join(format!(
+        ".sedx-reconcile-{}.sqlite",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let idx = IndexA {
+        conn: rusqlite::Connection::open(&path)?,
+        path,
+    };
+    idx.conn.execute_batch(
+        "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -32768;
+         CREATE TABLE a(code TEXT PRIMARY KEY, serial TEXT, fields TEXT NOT NULL, seen INTEGER NOT NULL DEFAULT 0);
+         CREATE INDEX a_serial ON a(serial);
+         BEGIN;",
+    )?;
     for_each_row(a, |_, fields| {
         r.rows_a += 1;
         let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
         if let Some(code) = get("registrationCode") {
-            if let (Some(s), Some(c)) = (get("factorySerial"), get("category")) {
-                by_serial.entry((s, c)).or_insert_with(|| code.clone());
-            }
-            by_code.insert(code, (fields, false));
+            let serial = match (get("factorySerial"), get("category")) {
+                (Some(s), Some(c)) => Some(format!("{s}\u{1f}{c}")),
+                _ => None,
+            };
+            idx.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO a(code, serial, fields) VALUES(?1, ?2, ?3)",
+                )?
+                .execute(rusqlite::params![code, serial, encode(&fields)])?;
         }
         Ok(())
     })?;
+    let mut csv_out = csv::Writer::from_writer(BufWriter::new(
+        File::create(&r.report_csv).at(&r.report_csv)?,
+    ));
+    let csv_err = |e: csv::Error| Error::Other(e.to_string());
+    csv_out
+        .write_record(["kind", "registration_code", "field", "a", "b"])
+        .map_err(csv_err)?;
     for_each_row(b, |_, fields| {
         r.rows_b += 1;
         let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
         let code = get("registrationCode").unwrap_or_default();
-        let key = if by_code.contains_key(&code) {
-            Some(code.clone())
-        } else {
-            match (get("factorySerial"), get("category")) {
-                (Some(s), Some(c)) => by_serial.get(&(s, c)).cloned(),
+        let by_code: Option<(String, String)> = idx
+            .conn
+            .prepare_cached("SELECT code, fields FROM a WHERE code = ?1")?
+            .query_row([&code], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let found = match by_code {
+            Some(hit) => Some(hit),
+            None => match (get("factorySerial"), get("category")) {
+                (Some(s), Some(c)) => idx
+                    .conn
+                    .prepare_cached("SELECT code, fields FROM a WHERE serial = ?1 LIMIT 1")?
+                    .query_row([format!("{s}\u{1f}{c}")], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()?,
                 _ => None,
-            }
+            },
         };
-        let Some((a_fields, seen)) = key.as_ref().and_then(|k| by_code.get_mut(k)) else {
-            r.missing_in_a.push(code);
+        let Some((key, a_fields)) = found else {
+            r.missing_in_a += 1;
+            csv_out
+                .write_record(["missing-in-a", &code, "", "", ""])
+                .map_err(csv_err)?;
             return Ok(());
         };
-        *seen = true;
+        idx.conn
+            .prepare_cached("UPDATE a SET seen = 1 WHERE code = ?1")?
+            .execute([&key])?;
         r.matched += 1;
+        let a_fields = decode(&a_fields);
         for (field, _) in COMPARED {
             let va = a_fields
                 .iter()
@@ -108,50 +177,39 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
                 .map(|(_, v)| v.as_str());
             if let (Some(va), Some(vb)) = (va, vb) {
                 if va != vb {
-                    r.differences.push(Difference {
-                        registration_code: key.clone().unwrap_or_default(),
-                        field,
-                        a: va.to_string(),
-                        b: vb.to_string(),
-                    });
+                    csv_out
+                        .write_record(["difference", &key, field, va, vb])
+                        .map_err(csv_err)?;
+                    *r.by_field.entry(field).or_default() += 1;
+                    if r.differences.len() < KEPT {
+                        r.differences.push(Difference {
+                            registration_code: key.clone(),
+                            field,
+                            a: va.to_string(),
+                            b: vb.to_string(),
+                        });
+                    }
                 }
             }
         }
         Ok(())
     })?;
-    let mut missing: Vec<String> = by_code
-        .into_iter()
-        .filter(|(_, (_, seen))| !seen)
-        .map(|(k, _)| k)
-        .collect();
-    missing.sort();
-    r.missing_in_b = missing;
-    r.missing_in_a.sort();
-    write_csv(&r)?;
+    {
+        let mut st = idx
+            .conn
+            .prepare("SELECT code FROM a WHERE seen = 0 ORDER BY code")?;
+        let mut rows = st.query([])?;
+        while let Some(row) = rows.next()? {
+            let code: String = row.get(0)?;
+            r.missing_in_b += 1;
+            csv_out
+                .write_record(["missing-in-b", &code, "", "", ""])
+                .map_err(csv_err)?;
+        }
+    }
+    csv_out.flush().at(&r.report_csv)?;
     crate::fsx::write_atomic(&r.report_html, html(a, b, &r).as_bytes())?;
     Ok(r)
-}
-
-fn write_csv(r: &Reconciled) -> Result<()> {
-    let mut w = csv::Writer::from_writer(BufWriter::new(
-        File::create(&r.report_csv).at(&r.report_csv)?,
-    ));
-    let err = |e: csv::Error| Error::Other(e.to_string());
-    w.write_record(["kind", "registration_code", "field", "a", "b"])
-        .map_err(err)?;
-    for c in &r.missing_in_a {
-        w.write_record(["missing-in-a", c, "", "", ""])
-            .map_err(err)?;
-    }
-    for c in &r.missing_in_b {
-        w.write_record(["missing-in-b", c, "", "", ""])
-            .map_err(err)?;
-    }
-    for d in &r.differences {
-        w.write_record(["difference", &d.registration_code, d.field, &d.a, &d.b])
-            .map_err(err)?;
-    }
-    w.flush().at(&r.report_csv)
 }
 
 pub fn summary(r: &Reconciled) -> String {
@@ -160,11 +218,11 @@ pub fn summary(r: &Reconciled) -> String {
         r.rows_a,
         r.rows_b,
         r.matched,
-        r.missing_in_a.len(),
-        r.missing_in_b.len(),
-        r.differences.len()
+        r.missing_in_a,
+        r.missing_in_b,
+        r.difference_count()
     );
-    for (f, n) in r.by_field() {
+    for (f, n) in &r.by_field {
         s.push_str(&format!("  {f:<22} {n}\n"));
     }
     s.push_str(&format!(
@@ -177,7 +235,7 @@ pub fn summary(r: &Reconciled) -> String {
 
 fn html(a: &Path, b: &Path, r: &Reconciled) -> String {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
-    let by_field = r.by_field();
+    let by_field = &r.by_field;
     let max = by_field.values().copied().max().unwrap_or(1).max(1);
     let mut svg = format!(
         "<svg id=\"by-field\" xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"{}\">",
@@ -211,9 +269,9 @@ fn html(a: &Path, b: &Path, r: &Reconciled) -> String {
         esc(&b.display().to_string()),
         r.rows_b,
         r.matched,
-        r.missing_in_a.len(),
-        r.missing_in_b.len(),
-        r.differences.len()
+        r.missing_in_a,
+        r.missing_in_b,
+        r.difference_count()
     )
 }
 

@@ -271,3 +271,94 @@ fn reconcile_lists_what_is_missing_and_every_difference_and_sends_notices() {
     );
     assert_eq!(strict.status.code(), Some(3));
 }
+
+#[test]
+fn reconcile_on_generated_registers_finds_exactly_what_was_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("gen");
+    let o = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args([
+            "gen",
+            "--out",
+            data.to_str().unwrap(),
+            "--records",
+            "20000",
+            "--batch-size",
+            "30000",
+            "--seed",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let a = data.join("gen-000001.xml");
+    // The agency's register: the same city, with known changes.
+    let (mut changed, mut dropped, mut added) = (0, 0, 0);
+    let mut b = String::new();
+    let mut n = 0;
+    for line in fs::read_to_string(&a).unwrap().lines() {
+        if !line.contains("<equipment>") {
+            if line.contains("</batch>") {
+                for k in 0..7 {
+                    b.push_str(&format!("  <equipment><registrationCode>3110310101199901{k:04}</registrationCode><category>3110</category><factorySerial>NEW{k}</factorySerial><userUnit>新单位</userUnit></equipment>\n"));
+                    added += 1;
+                }
+            }
+            b.push_str(line);
+            b.push('\n');
+            continue;
+        }
+        n += 1;
+        if n % 70 == 0 {
+            dropped += 1;
+            continue;
+        }
+        if n % 50 == 0 {
+            let start = line.find("<useStatus>").unwrap();
+            let end = line.find("</useStatus>").unwrap();
+            b.push_str(&format!(
+                "{}<useStatus>报废{}\n",
+                &line[..start],
+                &line[end..]
+            ));
+            changed += 1;
+            continue;
+        }
+        b.push_str(line);
+        b.push('\n');
+    }
+    let b_path = tmp.path().join("agency.xml");
+    fs::write(&b_path, b).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args([
+            "reconcile",
+            a.to_str().unwrap(),
+            b_path.to_str().unwrap(),
+            "--out",
+            tmp.path().join("r").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        summary.contains(&format!("missing in A: {added}\n")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("missing in B: {dropped}\n")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("differences: {changed}\n")),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("useStatus              {changed}")),
+        "{summary}"
+    );
+}
