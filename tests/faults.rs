@@ -112,11 +112,11 @@ fn assert_exactly_once(p: &Pair, n: u32) {
 #[test]
 fn sshd_stopped_and_started_during_a_transfer_of_many_sets() {
     let p = Pair::new();
-    drop_batches(&p, 30);
+    drop_batches(&p, 60);
     let mut insp = spawn_run(&p.insp);
     // Cut the server as soon as the first sets have landed, while the rest go up.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while files_in(&p.sup_inbound()).len() < 6 && Instant::now() < deadline {
+    while files_in(&p.sup_inbound()).len() < 3 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
     p.sshd.stop();
@@ -126,16 +126,16 @@ fn sshd_stopped_and_started_during_a_transfer_of_many_sets() {
         .filter(|f| f.ends_with(".sha256"))
         .count();
     assert!(
-        shipped_before < 30,
-        "the cut came during the transfer ({shipped_before} of 30 delivered)"
+        shipped_before < 60,
+        "the cut came during the transfer ({shipped_before} of 60 delivered)"
     );
     assert!(
         !run_once_ok(&p.insp),
         "while the server is down, a pass reports the failure"
     );
     let _back = Sshd::start_on(&p.sshd.dir, Some(p.sshd.port));
-    settle(&p, 30);
-    assert_exactly_once(&p, 30);
+    settle(&p, 60);
+    assert_exactly_once(&p, 60);
 }
 
 #[test]
