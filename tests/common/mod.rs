@@ -81,11 +81,12 @@ impl Drop for Sshd {
 }
 
 /// An inspection node and a supervision node that reach each other through `sshd`.
+/// Fields drop in order: the server stops before its folder is removed.
 pub struct Pair {
-    pub tmp: tempfile::TempDir,
     pub sshd: Sshd,
     pub insp: PathBuf,
     pub sup: PathBuf,
+    pub tmp: tempfile::TempDir,
 }
 
 pub fn whoami() -> String {
