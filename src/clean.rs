@@ -6,10 +6,11 @@ use crate::document::{RecordReader, BATCH_NS};
 use crate::domain::ids;
 use crate::domain::{RawRecord, RecordKind};
 use crate::error::{Error, IoContext, Result};
+use quick_xml::escape::escape;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// Column names as either system exports them, mapped to the batch's fields.
@@ -515,11 +516,6 @@ pub fn clean(input: &Path, out: Option<&Path>) -> Result<Report> {
 }
 
 fn write_record(w: &mut impl Write, kind: RecordKind, raw: &RawRecord) -> std::io::Result<()> {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
     write!(w, "  <{}>", kind.element())?;
     let spec = kind.spec();
     for f in spec.fields {
@@ -528,7 +524,7 @@ fn write_record(w: &mut impl Write, kind: RecordKind, raw: &RawRecord) -> std::i
             .iter()
             .find(|(k, v)| k == f.name && !v.is_empty())
         {
-            write!(w, "<{0}>{1}</{0}>", f.name, esc(v))?;
+            write!(w, "<{0}>{1}</{0}>", f.name, escape(v))?;
         }
     }
     writeln!(w, "</{}>", kind.element())
@@ -582,7 +578,6 @@ pub fn summary(r: &Report) -> String {
 /// One self-contained page: tables and SVG bar charts of problems by category
 /// and by district (no script, no external resource).
 fn html(input: &Path, r: &Report) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
     let chart = |id: &str, title: &str, data: &BTreeMap<String, BTreeMap<&'static str, u64>>| {
         let max = data
             .values()
@@ -601,7 +596,7 @@ fn html(input: &Path, r: &Report) -> String {
             svg.push_str(&format!(
                 "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect class=\"bar\" x=\"110\" y=\"{y}\" width=\"{w}\" height=\"16\" fill=\"#c0392b\" data-count=\"{total}\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{total}</text>\n",
                 y + 12,
-                esc(label),
+                escape(label),
                 115 + w,
                 y + 12
             ));
@@ -618,21 +613,12 @@ fn html(input: &Path, r: &Report) -> String {
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx clean: {file}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 8px}}</style></head>\n<body><h1>数据整理报告 / cleanup report</h1><p>{file}: {rows_n} rows, <span id=\"total\">{total}</span> problems</p>\n<table id=\"codes\"><tr><th>code</th><th>count</th></tr>{rows}</table>\n{c1}{c2}</body></html>\n",
-        file = esc(&input.display().to_string()),
+        file = escape(input.display().to_string()),
         rows_n = r.rows,
         total = r.problems(),
         c1 = chart("by-category", "Problems by category", &r.by_category),
         c2 = chart("by-district", "Problems by district", &r.by_district),
     )
-}
-
-/// Read the whole of a small file (for tests and tools).
-pub fn read_lines(path: &Path) -> Result<Vec<String>> {
-    let f = File::open(path).at(path)?;
-    BufReader::new(f)
-        .lines()
-        .collect::<std::io::Result<_>>()
-        .at(path)
 }
 
 /// Every equipment row of a register (CSV in UTF-8 or GBK, or a batch), its

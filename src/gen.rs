@@ -5,6 +5,7 @@
 use crate::document::BATCH_NS;
 use crate::domain::ids::SHANGHAI_DIVISIONS;
 use crate::error::{IoContext, Result};
+use quick_xml::escape::escape;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -139,10 +140,6 @@ fn credit_code(division: &str, org: &str) -> String {
     }
     let check = (31 - sum % 31) % 31;
     format!("{body}{}", ALNUM[check as usize] as char)
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;")
 }
 
 /// Options of a generation run.
@@ -312,10 +309,10 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
         let equipment = format!(
             "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{i:08}</factorySerial><internalNumber>{}号</internalNumber><userUnit>{}</userUnit>{id}<address>{district_name}{road}{}号</address><district>{district_field}</district><useStatus>{}</useStatus><inspectionAgency>{}</inspectionAgency></equipment>\n",
             rng.below(40) + 1,
-            esc(&unit),
+            escape(&unit),
             rng.below(2000) + 1,
             rng.pick(USE_STATUS),
-            esc(&opts.agency),
+            escape(&opts.agency),
         );
         b.w.write_all(equipment.as_bytes()).at(&b.path)?;
         b.records += 1;
@@ -343,7 +340,7 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
                 "  <inspectionReport><reportNumber>JY{y}-{i:08}</reportNumber><registrationCode>{reg_code}</registrationCode><kind>{kind}</kind><date>{y}-{m:02}-{d:02}</date><conclusion>{}</conclusion><nextDue>{}-{m:02}-{d:02}</nextDue><agency>{}</agency><approved>{y}-{m:02}-{d:02}T17:30:00+08:00</approved></inspectionReport>\n",
                 rng.pick(conclusions),
                 y + 1,
-                esc(&opts.agency),
+                escape(&opts.agency),
             );
             b.w.write_all(report.as_bytes()).at(&b.path)?;
             b.records += 1;

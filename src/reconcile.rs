@@ -5,6 +5,7 @@
 
 use crate::clean::for_each_row;
 use crate::error::{Error, IoContext, Result};
+use quick_xml::escape::escape;
 use rusqlite::OptionalExtension;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -234,7 +235,6 @@ pub fn summary(r: &Reconciled) -> String {
 }
 
 fn html(a: &Path, b: &Path, r: &Reconciled) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
     let by_field = &r.by_field;
     let max = by_field.values().copied().max().unwrap_or(1).max(1);
     let mut svg = format!(
@@ -256,17 +256,17 @@ fn html(a: &Path, b: &Path, r: &Reconciled) -> String {
     for d in r.differences.iter().take(5000) {
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&d.registration_code),
+            escape(&d.registration_code),
             d.field,
-            esc(&d.a),
-            esc(&d.b)
+            escape(&d.a),
+            escape(&d.b)
         ));
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx reconcile</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #999;padding:2px 6px}}table{{border-collapse:collapse}}</style></head><body>\n<h1>登记数据比对 / register reconciliation</h1><p>A: {} ({} rows), B: {} ({} rows), matched {}; missing in A {}, missing in B {}, <span id=\"differences\">{}</span> differences</p>\n<h2>Differences by field</h2>{svg}\n<table><tr><th>registration code</th><th>field</th><th>A</th><th>B</th></tr>{rows}</table></body></html>\n",
-        esc(&a.display().to_string()),
+        escape(a.display().to_string()),
         r.rows_a,
-        esc(&b.display().to_string()),
+        escape(b.display().to_string()),
         r.rows_b,
         r.matched,
         r.missing_in_a,
@@ -281,7 +281,6 @@ pub fn notices(r: &Reconciled, node_dir: &Path, agency: &str) -> Result<(PathBuf
     let cfg = crate::config::Config::load(node_dir)?;
     let date = crate::domain::rules::today_shanghai();
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"{}\" from=\"{}\">\n",
         crate::document::BATCH_NS,
@@ -295,10 +294,10 @@ pub fn notices(r: &Reconciled, node_dir: &Path, agency: &str) -> Result<(PathBuf
         n += 1;
         xml.push_str(&format!(
             "  <discrepancyNotice><noticeId>RC-{stamp}-{n:06}</noticeId><registrationCode>{}</registrationCode><field>{token}</field><valueOnRecord>{}</valueOnRecord><valueFound>{}</valueFound><agency>{}</agency><date>{date}</date></discrepancyNotice>\n",
-            esc(&d.registration_code),
-            esc(&d.a),
-            esc(&d.b),
-            esc(agency)
+            escape(&d.registration_code),
+            escape(&d.a),
+            escape(&d.b),
+            escape(agency)
         ));
     }
     xml.push_str("</batch>\n");
