@@ -623,9 +623,79 @@ fn html(input: &Path, r: &Report) -> String {
 
 /// Every equipment row of a register (CSV in UTF-8 or GBK, or a batch), its
 /// fields named as in the batch and normalised, streamed to `each`.
+///
+/// Parsing runs on a second thread and hands over rows packed into one buffer
+/// per thousand rows through a bounded channel: reading overlaps the caller's
+/// work, memory stays flat, and no small allocation crosses threads (glibc's
+/// malloc is slow at freeing another thread's blocks).
 pub fn for_each_row(
     path: &Path,
-    mut each: impl FnMut(u64, Vec<(String, String)>) -> Result<()>,
+    mut each: impl FnMut(u64, &[(&str, &str)]) -> Result<()>,
+) -> Result<()> {
+    /// Rows packed as text plus (key, value) spans into it.
+    #[derive(Default)]
+    struct Packed {
+        text: String,
+        spans: Vec<(usize, usize, usize)>,
+        /// Index into `spans` where each row ends.
+        rows: Vec<usize>,
+    }
+    const BATCH: usize = 1024;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Packed>(8);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut batch = Packed::default();
+            parse_rows(path, |fields| {
+                for (k, v) in fields {
+                    let at = batch.text.len();
+                    batch.text.push_str(&k);
+                    batch.text.push_str(&v);
+                    batch.spans.push((at, at + k.len(), at + k.len() + v.len()));
+                }
+                batch.rows.push(batch.spans.len());
+                if batch.rows.len() == BATCH {
+                    // A closed channel means the caller stopped early: stop reading.
+                    return Ok(tx.send(std::mem::take(&mut batch)).is_ok());
+                }
+                Ok(true)
+            })?;
+            if !batch.rows.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(())
+        });
+        let mut row = 0u64;
+        let mut outcome = Ok(());
+        'batches: for batch in rx.iter() {
+            let mut fields: Vec<(&str, &str)> = Vec::new();
+            let mut from = 0;
+            for &to in &batch.rows {
+                row += 1;
+                fields.clear();
+                fields.extend(
+                    batch.spans[from..to]
+                        .iter()
+                        .map(|&(a, b, c)| (&batch.text[a..b], &batch.text[b..c])),
+                );
+                from = to;
+                if let Err(e) = each(row, &fields) {
+                    outcome = Err(e);
+                    break 'batches;
+                }
+            }
+        }
+        drop(rx);
+        let parsed = reader
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("register reader panicked".into())));
+        outcome.and(parsed)
+    })
+}
+
+/// The parsing half of [`for_each_row`]: `each` returns false to stop.
+fn parse_rows(
+    path: &Path,
+    mut each: impl FnMut(Vec<(String, String)>) -> Result<bool>,
 ) -> Result<()> {
     let norm = |fields: Vec<(String, String)>| -> Vec<(String, String)> {
         fields
@@ -637,7 +707,6 @@ pub fn for_each_row(
             .filter(|(_, v)| !v.is_empty())
             .collect()
     };
-    let mut row = 0u64;
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
@@ -647,9 +716,8 @@ pub fn for_each_row(
             File::open(path).at(path)?,
         ));
         while let Some((kind, raw)) = reader.next_record()? {
-            if kind == RecordKind::Equipment {
-                row += 1;
-                each(row, norm(raw.fields))?;
+            if kind == RecordKind::Equipment && !each(norm(raw.fields))? {
+                break;
             }
         }
         return Ok(());
@@ -671,13 +739,14 @@ pub fn for_each_row(
         .collect();
     for rec in rd.records() {
         let rec = rec.map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-        row += 1;
         let fields = header
             .iter()
             .zip(rec.iter())
             .filter_map(|(m, v)| m.map(|f| (f.to_string(), v.to_string())))
             .collect();
-        each(row, norm(fields))?;
+        if !each(norm(fields))? {
+            break;
+        }
     }
     Ok(())
 }

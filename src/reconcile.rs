@@ -74,7 +74,7 @@ impl Drop for IndexA {
     }
 }
 
-fn encode(fields: &[(String, String)]) -> String {
+fn encode(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(k, v)| format!("{k}\u{1f}{v}"))
@@ -112,7 +112,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
     )?;
     for_each_row(a, |_, fields| {
         r.rows_a += 1;
-        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+        let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
         if let Some(code) = get("registrationCode") {
             let serial = match (get("factorySerial"), get("category")) {
                 (Some(s), Some(c)) => Some(format!("{s}\u{1f}{c}")),
@@ -122,7 +122,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
                 .prepare_cached(
                     "INSERT OR REPLACE INTO a(code, serial, fields) VALUES(?1, ?2, ?3)",
                 )?
-                .execute(rusqlite::params![code, serial, encode(&fields)])?;
+                .execute(rusqlite::params![code, serial, encode(fields)])?;
         }
         Ok(())
     })?;
@@ -135,7 +135,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
         .map_err(csv_err)?;
     for_each_row(b, |_, fields| {
         r.rows_b += 1;
-        let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+        let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
         let code = get("registrationCode").unwrap_or_default();
         let by_code: Option<(String, String)> = idx
             .conn
@@ -172,10 +172,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
                 .iter()
                 .find(|(f, _)| f == field)
                 .map(|(_, v)| v.as_str());
-            let vb = fields
-                .iter()
-                .find(|(f, _)| f == field)
-                .map(|(_, v)| v.as_str());
+            let vb = fields.iter().find(|(f, _)| f == field).map(|(_, v)| *v);
             if let (Some(va), Some(vb)) = (va, vb) {
                 if va != vb {
                     csv_out
