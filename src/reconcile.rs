@@ -158,7 +158,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
         let Some((key, a_fields)) = found else {
             r.missing_in_a += 1;
             csv_out
-                .write_record(["missing-in-a", &code, "", "", ""])
+                .write_record(["missing-in-a", code, "", "", ""])
                 .map_err(csv_err)?;
             return Ok(());
         };
