@@ -53,7 +53,8 @@ fn status_of(accepted: u64, rejected: u64) -> AckStatus {
 
 /// Apply every record of the document at `doc`, sent by a peer of role
 /// `sender`; a record that breaks a rule is left out and reported with its
-/// reason code, the others are applied.
+/// reason code, the others are applied. `valid` is asked just before the commit
+/// (the XSD check runs meanwhile on another thread); if it fails, nothing is kept.
 pub fn apply_batch(
     store: &mut Store,
     doc: &Path,
@@ -61,6 +62,7 @@ pub fn apply_batch(
     arrival: &Arrival,
     policy: &Policy,
     sender: Role,
+    valid: impl FnOnce() -> Result<()>,
 ) -> Result<JournalEntry> {
     let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, File::open(doc).at(doc)?));
     let mut tx = store.begin_apply()?;
@@ -103,6 +105,7 @@ pub fn apply_batch(
         }
         index += 1;
     }
+    valid()?; // on failure the transaction is dropped: rolled back
     let status = status_of(tx.accepted, tx.rejected);
     let entry = arrival.journal(header, status, tx.accepted, tx.rejected, None);
     tx.commit(&entry)?;

@@ -24,6 +24,9 @@ pub struct DemoArgs {
     /// The user the nodes log in as.
     #[arg(long, default_value = "root")]
     pub user: String,
+    /// Only make the two nodes (for scripts/bench.sh and your own trials).
+    #[arg(long)]
+    pub nodes_only: bool,
 }
 
 pub const SAMPLE_BATCH: &str = include_str!("../samples/batch-inspection.xml");
@@ -133,6 +136,10 @@ pub const CODE_CHANGE: &str = include_str!("../samples/demo/code-change.xml");
 
 pub fn run(args: &DemoArgs) -> Result<()> {
     let (insp_dir, sup_dir) = pair(args)?;
+    if args.nodes_only {
+        println!("{}\n{}", insp_dir.display(), sup_dir.display());
+        return Ok(());
+    }
     println!(
         "Two nodes: {INSPECTION} (inspection, 检验; the city institute) in {}",
         insp_dir.display()

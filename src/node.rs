@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::set::{self, SetName};
 use crate::signature::{self, AllowedSigners};
 use crate::store::Store;
-use crate::validate::Schemas;
+use crate::validate::Validator;
 use crate::{outbound, receive, ship};
 use ssh_key::PrivateKey;
 use std::path::Path;
@@ -17,7 +17,9 @@ pub struct Node {
     pub store: Store,
     pub(crate) key: PrivateKey,
     pub(crate) signers: AllowedSigners,
-    pub(crate) schemas: Schemas,
+    pub(crate) validator: Validator,
+    /// SFTP sessions kept open between sets and passes, per peer.
+    pub(crate) links: std::collections::BTreeMap<String, crate::ship::Link>,
 }
 
 /// What one pass did.
@@ -44,6 +46,8 @@ pub struct PassReport {
     pub unsettled: u64,
     /// Transport and other failures; the sets concerned stay queued.
     pub errors: Vec<String>,
+    /// Shipping failed in this pass: it is not tried again until the next.
+    pub ship_failed: bool,
 }
 
 impl PassReport {
@@ -126,7 +130,8 @@ impl Node {
             store,
             key,
             signers,
-            schemas: Schemas::new()?,
+            validator: Validator::start()?,
+            links: Default::default(),
         })
     }
 
@@ -157,11 +162,14 @@ impl Node {
         if let Err(e) = outbound::release_due(self, &mut report) {
             report.errors.push(format!("release: {e}"));
         }
-        if let Err(e) = outbound::seal_dropped(self, &mut report) {
-            report.errors.push(format!("seal: {e}"));
-        }
+        // Overdue batches first: what is shipped below is not overdue yet.
         if let Err(e) = ship::resend_overdue(self, &mut report) {
             report.errors.push(format!("resend: {e}"));
+        }
+        if let Err(e) = outbound::seal_dropped(self, &mut report, |node, report| {
+            ship_now(node, report, force)
+        }) {
+            report.errors.push(format!("seal: {e}"));
         }
         if let Err(e) = ship::ship_all(self, &mut report, force) {
             report.errors.push(format!("ship: {e}"));
@@ -174,7 +182,12 @@ impl Node {
         let mut report = PassReport::default();
         for (what, r) in [
             ("release", outbound::release_due(self, &mut report)),
-            ("seal", outbound::seal_dropped(self, &mut report)),
+            (
+                "seal",
+                outbound::seal_dropped(self, &mut report, |node, report| {
+                    ship_now(node, report, force)
+                }),
+            ),
             ("ship", ship::ship_all(self, &mut report, force)),
         ] {
             if let Err(e) = r {
@@ -210,6 +223,19 @@ impl Node {
     pub fn status(&self) -> Result<String> {
         Ok(crate::status::gather(self)?.text())
     }
+}
+
+/// Ship what is sealed so far (between the files of a pass).
+fn ship_now(node: &mut Node, report: &mut PassReport, force: bool) {
+    // Outside the window batches wait; the pass's last ship counts them.
+    if report.ship_failed || !(force || node.cfg.window().open_now()) {
+        return;
+    }
+    let errors = report.errors.len();
+    if let Err(e) = ship::ship_all(node, report, force) {
+        report.errors.push(format!("ship: {e}"));
+    }
+    report.ship_failed = report.errors.len() > errors;
 }
 
 /// Write a reason file next to a quarantined item.

@@ -39,8 +39,14 @@ fn dropped_files(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>> 
     Ok(out)
 }
 
-/// Seal every dropped file whose size has stopped changing.
-pub fn seal_dropped(node: &mut Node, report: &mut PassReport) -> Result<()> {
+/// Seal every dropped file whose size has stopped changing; `after_each` runs
+/// after each file is sealed (the node ships it then, while the next is sealed
+/// here and the peer already applies the last).
+pub fn seal_dropped(
+    node: &mut Node,
+    report: &mut PassReport,
+    mut after_each: impl FnMut(&mut Node, &mut PassReport),
+) -> Result<()> {
     let first = dropped_files(&node.layout.outbound)?;
     if first.is_empty() {
         return Ok(());
@@ -56,12 +62,15 @@ pub fn seal_dropped(node: &mut Node, report: &mut PassReport) -> Result<()> {
             report.unsettled += 1;
             continue;
         }
+        let started = std::time::Instant::now();
         match seal_file(node, &path, false) {
             Ok(names) => {
                 report.sealed += names.len() as u64;
+                let seal_ms = started.elapsed().as_secs_f64() * 1000.0;
                 for name in names {
-                    tracing::info!(file = %path.display(), set = %name, "sealed");
+                    tracing::info!(file = %path.display(), set = %name, seal_ms, "sealed");
                 }
+                after_each(node, report);
             }
             Err(Error::Rejected(rej)) => {
                 quarantine_plain(node, &path, &rej)?;
@@ -201,7 +210,17 @@ fn route(
 /// ones are set aside with their reasons. With `replay`, a crash interrupted an
 /// earlier sift of this very file: its effects are already stored, so only the
 /// scratch files are made again.
-fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, mode: Mode) -> Result<Sifted> {
+///
+/// `valid` is asked before anything is committed: the XSD check of the file runs
+/// meanwhile on the validator's thread.
+fn sift(
+    node: &mut Node,
+    path: &Path,
+    to: Option<&str>,
+    tag: &str,
+    mode: Mode,
+    valid: impl FnOnce() -> Result<()>,
+) -> Result<Sifted> {
     let replay = mode == Mode::Replay;
     let mut out = Sifted::default();
     let policy = node.cfg.policy();
@@ -298,6 +317,7 @@ fn sift(node: &mut Node, path: &Path, to: Option<&str>, tag: &str, mode: Mode) -
             }
         }
     }
+    valid()?; // on failure the transaction is dropped: rolled back
     if mode == Mode::Send {
         tx.bump_counter("kept_home", out.kept_home)?;
         tx.bump_counter("held_back", out.held)?;
@@ -373,25 +393,31 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         )
         .into());
     }
-    let scan = node.schemas.check(path, DocKind::Batch)?;
+    // The streaming pre-pass refuses a DOCTYPE or malformed XML before libxml2
+    // sees the file; libxml2 then checks it while the records are sifted.
+    let scan = crate::validate::scan_file(path, DocKind::Batch)?;
+    let pending = node.validator.submit(path, DocKind::Batch);
     let me = node.id().to_string();
     let from = scan.root.get("from").unwrap_or(&me);
-    if from != me {
-        return Err(Reject::new(
+    let to = scan.root.get("to").map(str::to_string);
+    let wrong = if from != me {
+        Some(Reject::new(
             Code::BatchSender,
             format!("batch says it is from {from:?}; this node is {me:?}"),
-        )
-        .into());
-    }
-    let to = scan.root.get("to").map(str::to_string);
-    if let Some(to) = &to {
-        if node.cfg.peer(to).is_none() {
-            return Err(Reject::new(
-                Code::BatchReceiver,
-                format!("receiver {to:?} is not a peer of this node"),
-            )
-            .into());
-        }
+        ))
+    } else {
+        to.as_ref()
+            .filter(|to| node.cfg.peer(to).is_none())
+            .map(|to| {
+                Reject::new(
+                    Code::BatchReceiver,
+                    format!("receiver {to:?} is not a peer of this node"),
+                )
+            })
+    };
+    if let Some(rej) = wrong {
+        pending.wait()?; // an invalid file is refused as invalid first
+        return Err(rej.into());
     }
     let src_name = path
         .file_name()
@@ -405,7 +431,7 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
     } else {
         Mode::Send
     };
-    let sifted = sift(node, path, to.as_deref(), &tag, mode)?;
+    let sifted = sift(node, path, to.as_deref(), &tag, mode, || pending.wait())?;
     set_aside(node, &src_name, &me, &sifted)?;
     let given_id = scan
         .root
@@ -504,14 +530,15 @@ pub struct Imported {
 /// the exchange starts). The rules apply as for sending; nothing is sent.
 /// Refused records are kept in quarantine/ with their reasons.
 pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
-    node.schemas.check(path, DocKind::Batch)?;
+    crate::validate::scan_file(path, DocKind::Batch)?;
+    let pending = node.validator.submit(path, DocKind::Batch);
     let src_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("import.xml")
         .to_string();
     let me = node.id().to_string();
-    let sifted = sift(node, path, None, "import", Mode::Import)?;
+    let sifted = sift(node, path, None, "import", Mode::Import, || pending.wait())?;
     set_aside(node, &src_name, &me, &sifted)?;
     Ok(Imported {
         applied: sifted.imported,

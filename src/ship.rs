@@ -21,7 +21,7 @@ use std::time::Duration;
 /// SFTP writes of 1 MiB: 32 KiB writes were three times slower here.
 const WRITE_SIZE: usize = 1 << 20;
 
-/// An open SFTP session to one peer, kept for all the sets of a pass.
+/// An open SFTP session to one peer, kept by the node between passes.
 pub struct Link {
     peer: String,
     remote_dir: String,
@@ -388,26 +388,50 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             tracing::debug!(peer = %peer_id, "waiting before retrying after {} failure(s)", state.failures);
             continue;
         }
-        let link = match Link::open(&peer, &login_key) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(peer = %peer_id, error = %e, "cannot reach peer; sets stay queued");
-                transport_failed(node, &peer_id, &e, &state)?;
-                report.errors.push(e.to_string());
-                continue;
-            }
-        };
+        // The session stays open between sets and passes; one that has gone stale
+        // (the server restarted, the network dropped it) is replaced once.
+        let mut reused = node.links.contains_key(&peer_id);
         let mut failed = false;
         for (name, routing) in sets {
-            match link.upload_set(&name, &out) {
+            let started = std::time::Instant::now();
+            let uploaded = loop {
+                if !node.links.contains_key(&peer_id) {
+                    match Link::open(&peer, &login_key) {
+                        Ok(l) => {
+                            node.links.insert(peer_id.clone(), l);
+                        }
+                        Err(e) => break Err((e, true)),
+                    }
+                }
+                let link = &node.links[&peer_id];
+                match link.upload_set(&name, &out) {
+                    Ok(resumed) => break Ok(resumed),
+                    Err(e) => {
+                        node.links.remove(&peer_id);
+                        if reused {
+                            reused = false;
+                            tracing::debug!(peer = %peer_id, error = %e, "kept session failed; opening a new one");
+                            continue;
+                        }
+                        break Err((e, false));
+                    }
+                }
+            };
+            match uploaded {
                 Ok(resumed) => {
+                    let ship_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    tracing::info!(peer = %peer_id, set = %name, ship_ms, "uploaded");
                     if resumed > 0 {
                         tracing::info!(peer = %peer_id, set = %name, resumed, "upload resumed");
                         node.store.bump_counter("resumed_bytes", resumed)?;
                     }
                 }
-                Err(e) => {
-                    tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
+                Err((e, connecting)) => {
+                    if connecting {
+                        tracing::error!(peer = %peer_id, error = %e, "cannot reach peer; sets stay queued");
+                    } else {
+                        tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
+                    }
                     transport_failed(node, &peer_id, &e, &state)?;
                     report.errors.push(e.to_string());
                     failed = true;

@@ -606,6 +606,7 @@ impl Store {
             tx,
             accepted: 0,
             rejected: 0,
+            version: None,
         })
     }
 
@@ -742,6 +743,58 @@ pub struct ApplyTx<'a> {
     tx: Transaction<'a>,
     pub accepted: u64,
     pub rejected: u64,
+    /// The change counter (meta 'version'), read once and kept here for the
+    /// transaction; written back before commit. Nothing else writes it meanwhile:
+    /// SQLite holds the write lock, and every statement of ours sets `version`, so
+    /// no trigger bumps it behind our back.
+    version: Option<i64>,
+}
+
+/// The statements for one record kind, made once per process.
+struct KindSql {
+    select: String,
+    insert: String,
+    upsert: String,
+}
+
+fn kind_sql(spec: &Spec) -> &'static KindSql {
+    static ALL: std::sync::OnceLock<std::collections::HashMap<&'static str, KindSql>> =
+        std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        crate::domain::spec::SPECS
+            .iter()
+            .map(|spec| {
+                let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
+                let marks: Vec<String> = (1..=cols.len() + 4).map(|i| format!("?{i}")).collect();
+                let sets: Vec<String> = cols
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["origin", "source_batch", "updated_at", "version"])
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                let insert = format!(
+                    "INSERT INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})
+                     ON CONFLICT({k}) DO",
+                    t = spec.table,
+                    c = cols.join(", "),
+                    m = marks.join(", "),
+                    k = column(spec.key),
+                );
+                let sql = KindSql {
+                    select: format!(
+                        "SELECT {} FROM {} WHERE {} = ?1",
+                        cols.join(", "),
+                        spec.table,
+                        column(spec.key)
+                    ),
+                    upsert: format!("{insert} UPDATE SET {}", sets.join(", ")),
+                    insert: format!("{insert} NOTHING"),
+                };
+                (spec.table, sql)
+            })
+            .collect()
+    });
+    &all[spec.table]
 }
 
 impl ApplyTx<'_> {
@@ -759,31 +812,69 @@ impl ApplyTx<'_> {
         self.tx.prepare_cached(sql)?.query_row(params, f)
     }
 
-    fn next_version(&self) -> Result<i64> {
-        Ok(self.row(
-            "INSERT INTO meta(name, value) VALUES('version', 1)
-             ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
-            [],
-            |r| r.get(0),
-        )?)
+    /// The next change number (R14 exports follow them).
+    fn next_version(&mut self) -> Result<i64> {
+        let v = self.peek_version()? + 1;
+        self.version = Some(v);
+        Ok(v)
+    }
+
+    /// The change number the next change would get, without taking it.
+    fn peek_version(&mut self) -> Result<i64> {
+        if let Some(v) = self.version {
+            return Ok(v + 1);
+        }
+        let v: i64 = self
+            .row("SELECT value FROM meta WHERE name = 'version'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        self.version = Some(v);
+        Ok(v + 1)
+    }
+
+    /// Write the change counter back (before every commit).
+    fn save_version(&self) -> Result<()> {
+        if let Some(v) = self.version {
+            self.exec(
+                "INSERT INTO meta(name, value) VALUES('version', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                [v],
+            )?;
+        }
+        Ok(())
     }
 
     /// The stored values of a record's fields, if it is stored.
     fn stored(&self, spec: &Spec, key: &str) -> Result<Option<Vec<Option<String>>>> {
-        let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} = ?1",
-            cols.join(", "),
-            spec.table,
-            column(spec.key)
-        );
+        let n = spec.fields.len();
         Ok(self
-            .row(&sql, [key], |r| {
-                (0..cols.len())
-                    .map(|i| r.get::<_, Option<String>>(i))
-                    .collect()
+            .row(&kind_sql(spec).select, [key], |r| {
+                (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
             })
             .optional()?)
+    }
+
+    fn write_row(
+        &mut self,
+        sql: &str,
+        values: &[Option<&str>],
+        origin: &str,
+        batch_id: Option<&str>,
+        version: i64,
+    ) -> Result<usize> {
+        let updated_at = now();
+        let params = values.iter().map(|v| v as &dyn rusqlite::ToSql).chain([
+            &origin as &dyn rusqlite::ToSql,
+            &batch_id as &dyn rusqlite::ToSql,
+            &updated_at as &dyn rusqlite::ToSql,
+            &version as &dyn rusqlite::ToSql,
+        ]);
+        Ok(self
+            .tx
+            .prepare_cached(sql)?
+            .execute(rusqlite::params_from_iter(params))?)
     }
 
     /// Store a record sent by `sender`. A field that `sender` does not own is
@@ -798,13 +889,21 @@ impl ApplyTx<'_> {
         batch_id: Option<&str>,
     ) -> Result<Vec<Discrepancy>> {
         let spec = rec.spec();
-        let stored = self.stored(spec, rec.key())?;
-        let mut values: Vec<Option<String>> = match &stored {
-            Some(v) => v.clone(),
-            None => vec![None; spec.fields.len()],
-        };
+        let sql = kind_sql(spec);
+        // Most records are new: try the insert first, and read back only on conflict.
+        let fresh: Vec<Option<&str>> = spec.fields.iter().map(|f| rec.get(f.name)).collect();
+        let version = self.peek_version()?;
+        if self.write_row(&sql.insert, &fresh, origin, batch_id, version)? == 1 {
+            self.next_version()?;
+            self.effects(rec, origin, batch_id)?;
+            self.accepted += 1;
+            return Ok(Vec::new());
+        }
+        let stored = self.stored(spec, rec.key())?.unwrap_or_default();
+        let mut values: Vec<Option<String>> = stored;
+        values.resize(spec.fields.len(), None);
         let mut found = Vec::new();
-        let mut changed = stored.is_none();
+        let mut changed = false;
         for (i, field) in spec.fields.iter().enumerate() {
             let Some(new) = rec.get(field.name) else {
                 continue;
@@ -828,35 +927,8 @@ impl ApplyTx<'_> {
         }
         if changed {
             let version = self.next_version()?;
-            let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
-            let marks: Vec<String> = (1..=cols.len() + 4).map(|i| format!("?{i}")).collect();
-            let sets: Vec<String> = cols
-                .iter()
-                .chain(
-                    ["origin", "source_batch", "updated_at", "version"]
-                        .map(String::from)
-                        .iter(),
-                )
-                .map(|c| format!("{c} = excluded.{c}"))
-                .collect();
-            let sql = format!(
-                "INSERT INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})
-                 ON CONFLICT({k}) DO UPDATE SET {s}",
-                t = spec.table,
-                c = cols.join(", "),
-                m = marks.join(", "),
-                k = column(spec.key),
-                s = sets.join(", ")
-            );
-            let mut args: Vec<rusqlite::types::Value> = values
-                .into_iter()
-                .map(|v| v.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text))
-                .collect();
-            args.push(origin.to_string().into());
-            args.push(batch_id.map_or(rusqlite::types::Value::Null, |b| b.to_string().into()));
-            args.push(now().into());
-            args.push(version.into());
-            self.exec(&sql, rusqlite::params_from_iter(args))?;
+            let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            self.write_row(&sql.upsert, &values, origin, batch_id, version)?;
         }
         self.effects(rec, origin, batch_id)?;
         self.accepted += 1;
@@ -923,9 +995,10 @@ impl ApplyTx<'_> {
                 let agency = (rec.get("action") == Some("grant"))
                     .then(|| rec.get("agency"))
                     .flatten();
+                let version = self.next_version()?;
                 self.exec(
-                    "UPDATE equipment SET temporary_agency = ?2 WHERE registration_code = ?1",
-                    params![code, agency],
+                    "UPDATE equipment SET temporary_agency = ?2, version = ?3 WHERE registration_code = ?1",
+                    params![code, agency, version],
                 )?;
             }
             _ => {}
@@ -983,6 +1056,7 @@ impl ApplyTx<'_> {
 
     /// Commit a transaction that journals no batch (this node's own records).
     pub fn commit_local(self) -> Result<()> {
+        self.save_version()?;
         self.tx.commit()?;
         Ok(())
     }
@@ -1035,6 +1109,7 @@ impl ApplyTx<'_> {
             "DELETE FROM held WHERE peer = ?1 AND set_name = ?2",
             params![entry.peer, entry.set_name],
         )?;
+        self.save_version()?;
         self.tx.commit()?;
         Ok(())
     }

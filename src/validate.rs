@@ -7,7 +7,9 @@ use flate2::bufread::MultiGzDecoder;
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
 
 pub const BATCH_XSD: &str = include_str!("../xsd/batch.xsd");
 pub const ACK_XSD: &str = include_str!("../xsd/ack.xsd");
@@ -126,4 +128,101 @@ pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
         .into());
     }
     Ok(scan)
+}
+
+/// XSD validation on a thread of its own, so that libxml2 checks a batch while
+/// the records of the same batch are applied (both cores at work). The libxml2
+/// contexts are made on that thread and never leave it (they are not `Send`).
+pub struct Validator {
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Job {
+    path: PathBuf,
+    kind: DocKind,
+    reply: mpsc::SyncSender<(Result<()>, Duration)>,
+}
+
+/// A validation under way; [`Pending::wait`] gives its outcome.
+pub struct Pending(mpsc::Receiver<(Result<()>, Duration)>);
+
+impl Pending {
+    pub fn wait(self) -> Result<()> {
+        self.wait_timed().0
+    }
+
+    /// The outcome and the time libxml2 spent on it.
+    pub fn wait_timed(self) -> (Result<()>, Duration) {
+        self.0.recv().unwrap_or_else(|_| {
+            (
+                Err(Error::Other("the XSD validator stopped".into())),
+                Duration::ZERO,
+            )
+        })
+    }
+}
+
+impl Validator {
+    pub fn start() -> Result<Validator> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::sync_channel::<Result<()>>(1);
+        let worker = std::thread::Builder::new()
+            .name("sedx-xsd".into())
+            .spawn(move || {
+                let mut schemas = match Schemas::new() {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in rx {
+                    // The caller may have gone (its batch failed otherwise): fine.
+                    let started = std::time::Instant::now();
+                    let outcome = schemas.validate(&job.path, job.kind);
+                    let _ = job.reply.send((outcome, started.elapsed()));
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the XSD validator: {e}")))?;
+        ready
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Other("the XSD validator did not start".into())))?;
+        Ok(Validator {
+            jobs: Some(jobs),
+            worker: Some(worker),
+        })
+    }
+
+    /// Start validating a file that has passed [`scan_file`] (no DOCTYPE, well-formed).
+    pub fn submit(&self, path: &Path, kind: DocKind) -> Pending {
+        let (reply, rx) = mpsc::sync_channel(1);
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job {
+                path: path.to_path_buf(),
+                kind,
+                reply,
+            });
+        }
+        Pending(rx)
+    }
+
+    /// The streaming pre-pass, then the XSD, one after the other.
+    pub fn check(&self, path: &Path, kind: DocKind) -> Result<Scan> {
+        let scan = scan_file(path, kind)?;
+        self.submit(path, kind).wait()?;
+        Ok(scan)
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
 }

@@ -240,6 +240,15 @@ fn xsd_invalid_batch_is_refused_with_line_and_the_channel_goes_on() {
         .unwrap(),
         "rejected"
     );
+    // libxml2 checks the batch while its records are applied: the apply is rolled
+    // back, so not one record of the invalid batch is kept.
+    assert_eq!(
+        sql_count(
+            &p.sup.join("store.sqlite"),
+            "SELECT count(*) FROM equipment"
+        ),
+        0
+    );
 }
 
 #[test]

@@ -106,6 +106,7 @@ impl Pair {
             host_key: sshd.host_key.clone(),
             authorized_keys: sshd.authorized_keys.clone(),
             user: whoami(),
+            nodes_only: true,
         };
         let (insp, sup) = pair(&args).unwrap();
         for dir in [&insp, &sup] {
