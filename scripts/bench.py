@@ -149,6 +149,146 @@ def full_load(work, args):
     }
 
 
+def tool_pipeline(work, args, s1):
+    """The same files through the standard tools, one step after another."""
+    log("scenario 2: the same files through gzip, sha256sum, ssh-keygen, sftp, xmllint, sqlite3")
+    nodes = os.path.join(work, "load-nodes")
+    insp_keys = os.path.join(nodes, "inspection", "keys")
+    signers = os.path.join(nodes, "supervision", "keys", "allowed_signers")
+    src = os.path.join(work, "tools-out")
+    dst = os.path.join(work, "tools-in")
+    os.makedirs(src)
+    os.makedirs(dst)
+    known = os.path.join(work, "known_hosts")
+    with open(args.host_key) as f:
+        open(known, "w").write("[127.0.0.1]:%d %s" % (args.port, f.read()))
+    files = sorted(glob.glob(os.path.join(s1["copy"], "gen-*.xml")))
+    t = {k: 0.0 for k in ["gzip", "sha256sum", "ssh-keygen -Y sign", "sftp put",
+                          "sha256sum -c", "ssh-keygen -Y verify", "gunzip",
+                          "xmllint --stream --schema", "sqlite3 .import"]}
+
+    def timed(stage, *cmd, **kw):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, **kw)
+        t[stage] += time.perf_counter() - start
+
+    batch = []
+    for f in files:
+        gz = os.path.join(src, os.path.basename(f) + ".gz")
+        with open(gz, "wb") as out:
+            timed("gzip", "gzip", "-c", f, stdout=out)
+        with open(gz + ".sha256", "wb") as out:
+            timed("sha256sum", "sha256sum", os.path.basename(gz), stdout=out, cwd=src)
+        timed("ssh-keygen -Y sign", "ssh-keygen", "-q", "-Y", "sign", "-f",
+              os.path.join(insp_keys, "signing_ed25519"), "-n", "sedx-batch", gz,
+              stderr=subprocess.DEVNULL)
+        for suffix in ("", ".sig", ".sha256"):
+            batch.append("put %s%s %s/" % (gz, suffix, dst))
+    script = os.path.join(work, "sftp-batch")
+    open(script, "w").write("\n".join(batch) + "\n")
+    timed("sftp put", "sftp", "-q", "-b", script, "-i", os.path.join(insp_keys, "login_ed25519"),
+          "-o", "UserKnownHostsFile=" + known, "-o", "StrictHostKeyChecking=yes",
+          "-o", "BatchMode=yes", "-P", str(args.port), "%s@127.0.0.1" % args.user,
+          stdout=subprocess.DEVNULL)
+    for f in files:
+        gz = os.path.join(dst, os.path.basename(f) + ".gz")
+        timed("sha256sum -c", "sha256sum", "--quiet", "-c", gz + ".sha256", cwd=dst)
+        with open(gz, "rb") as data:
+            timed("ssh-keygen -Y verify", "ssh-keygen", "-Y", "verify", "-f", signers,
+                  "-I", "insp-city", "-n", "sedx-batch", "-s", gz + ".sig", stdin=data,
+                  stdout=subprocess.DEVNULL)
+        xml = gz[:-3]
+        with open(xml, "wb") as out:
+            timed("gunzip", "gzip", "-dc", gz, stdout=out)
+        timed("xmllint --stream --schema", "xmllint", "--stream", "--noout", "--schema", XSD,
+              xml, stderr=subprocess.DEVNULL)
+    # The same rows as CSV (made from sedx's store, not timed), imported by sqlite3.
+    db = os.path.join(work, "tools.sqlite")
+    imports = []
+    src_db = sqlite3.connect(s1["sup_store"])
+    for table in ("equipment", "inspection_report"):
+        info = src_db.execute("PRAGMA table_info(%s)" % table).fetchall()
+        cols = [r[1] for r in info if r[1] not in ("origin", "source_batch", "updated_at", "version")]
+        key = [r[1] for r in info if r[5]][0]
+        path = os.path.join(work, table + ".csv")
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            w = csv.writer(out)
+            for row in src_db.execute("SELECT %s FROM %s" % (", ".join(cols), table)):
+                w.writerow(["" if v is None else v for v in row])
+        sqlite3.connect(db).execute("CREATE TABLE %s(%s, PRIMARY KEY(%s))"
+                                    % (table, ", ".join(c + " TEXT" for c in cols), key))
+        imports.append(".import --csv %s %s" % (path, table))
+    timed("sqlite3 .import", "sqlite3", db, *imports)
+    total = sum(t.values())
+    return {"stages": t, "total": total}
+
+
+def delta(work, args):
+    log(f"scenario 3: {args.drops} drops of 10 records while the window is open")
+    data = os.path.join(work, "delta")
+    files = gen(data, args.drops * 10, 10, seed=3)[: args.drops]
+    insp, sup = fresh_nodes(work, args, "delta-nodes")
+    ilog, slog = os.path.join(work, "delta-insp.log"), os.path.join(work, "delta-sup.log")
+    di, ds = Daemon(insp, ilog), Daemon(sup, slog)
+    time.sleep(1)
+    dropped = {}
+    for i, f in enumerate(files):
+        name = os.path.basename(f)
+        dropped[name] = time.time()
+        drop([f], os.path.join(insp, "outbound"))
+        wait_for(ilog, "acknowledged", i + 1, 60, "the acknowledgment of " + name)
+    di.stop()
+    ds.stop()
+    set_of = {os.path.basename(e["file"]): e["set"] for e in events(ilog, "sealed")}
+    applied = {e["set"]: e for e in events(slog, "applied")}
+    acked = {e["batch"]: e["_t"] for e in events(ilog, "acknowledged")}
+    to_store, to_ack = [], []
+    for name, t0 in dropped.items():
+        a = applied[set_of[name]]
+        to_store.append((a["_t"] - t0) * 1000)
+        to_ack.append((acked[a["batch"]] - t0) * 1000)
+
+    def pct(xs, p):
+        xs = sorted(xs)
+        return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+    return {"store_p50": pct(to_store, 50), "store_p99": pct(to_store, 99),
+            "ack_p50": pct(to_ack, 50), "ack_p99": pct(to_ack, 99), "drops": len(dropped)}
+
+
+def big_batch(work, args):
+    log(f"scenario 4: one batch of about {args.big_mb:,} MB of XML")
+    data = os.path.join(work, "big")
+    records = int(args.big_mb * 1_000_000 / 417)
+    files = gen(data, records, records, seed=4)
+    big = max(files, key=os.path.getsize)
+    size = os.path.getsize(big)
+    insp, sup = fresh_nodes(work, args, "big-nodes")
+    ilog, slog = os.path.join(work, "big-insp.log"), os.path.join(work, "big-sup.log")
+    di, ds = Daemon(insp, ilog), Daemon(sup, slog)
+    time.sleep(0.5)
+    t0 = time.time()
+    drop([big], os.path.join(insp, "outbound"))
+    wait_for(ilog, "acknowledged", 1, args.timeout, "the acknowledgment of the big batch")
+    elapsed = events(ilog, "acknowledged")[-1]["_t"] - t0
+    applied = events(slog, "applied")[-1]
+    return {"bytes": size, "records": int(applied["accepted"]) + int(applied["rejected"]),
+            "elapsed": elapsed, "rss_sender": di.stop(), "rss_receiver": ds.stop()}
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -159,12 +299,50 @@ def main():
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--batch", type=int, default=10_000)
     ap.add_argument("--drops", type=int, default=200)
-    ap.add_argument("--big-mb", type=int, default=1024)
-    ap.add_argument("--timeout", type=int, default=1800)
-    ap.add_argument("--only", default="1234")
+    ap.add_argument("--big-mb", type=int, default=1000)
+    ap.add_argument("--timeout", type=int, default=3600)
+    ap.add_argument("--only", default="1234", help="scenarios to run (2 needs 1)")
     args = ap.parse_args()
-    s1 = full_load(args.work, args)
-    print(json.dumps({k: v for k, v in s1.items() if k != "files"}, indent=1))
+    out = []
+    p = out.append
+    p(f"sedx benchmark, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    p(f"machine: {machine()}")
+    p(f"sedx: {subprocess.run([SEDX, '--version'], capture_output=True, text=True).stdout.strip()}")
+    p("")
+    if "1" in args.only:
+        s1 = full_load(args.work, args)
+        p(f"1. Full load: {s1['records']:,} records in {s1['batches']} batches of {args.batch:,}, "
+          f"drop to last acknowledgment")
+        p(f"   end to end            {s1['elapsed']:8.1f} s   {s1['rate']:10,.0f} records/s")
+        p("   per stage (time spent in the stage, summed over batches; stages overlap):")
+        for stage, secs in s1["stages"].items():
+            rate = s1["records"] / secs if secs > 0 else float("inf")
+            p(f"     {stage:<20} {secs:8.2f} s   {rate:10,.0f} records/s")
+        p(f"   peak memory           sender {s1['rss_sender']:.0f} MiB, receiver {s1['rss_receiver']:.0f} MiB")
+        if s1["not_accepted"]:
+            p(f"   note: {s1['not_accepted']} batch(es) not wholly accepted")
+        p("")
+        if "2" in args.only:
+            s2 = tool_pipeline(args.work, args, s1)
+            p("2. The same files through the standard tools, in sequence")
+            for stage, secs in s2["stages"].items():
+                p(f"     {stage:<26} {secs:8.2f} s")
+            p(f"   tools total            {s2['total']:8.1f} s")
+            p(f"   sedx / tools           {s1['elapsed'] / s2['total']:8.2f}   (target 0.50 or less)")
+            p("")
+    if "3" in args.only:
+        s3 = delta(args.work, args)
+        p(f"3. Delta: {s3['drops']} drops of 10 records, one after another")
+        p(f"   drop to receiver's store      p50 {s3['store_p50']:6.0f} ms   p99 {s3['store_p99']:6.0f} ms   (target p99 < 500 ms)")
+        p(f"   drop to acknowledgment back   p50 {s3['ack_p50']:6.0f} ms   p99 {s3['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
+        p("")
+    if "4" in args.only:
+        s4 = big_batch(args.work, args)
+        p(f"4. One batch of {s4['bytes'] / 1e6:,.0f} MB of XML ({s4['records']:,} records), "
+          f"drop to acknowledgment {s4['elapsed']:.0f} s")
+        p(f"   peak memory           sender {s4['rss_sender']:.0f} MiB, receiver {s4['rss_receiver']:.0f} MiB   (target < 64 MiB)")
+        p("")
+    print("\n".join(out))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ pub struct Node {
     pub(crate) validator: Validator,
     /// SFTP sessions kept open between sets and passes, per peer.
     pub(crate) links: std::collections::BTreeMap<String, crate::ship::Link>,
+    /// Dropped files known complete from file events (closed after writing, or
+    /// renamed into outbound/), filled by the watcher.
+    pub(crate) complete: std::collections::HashSet<std::path::PathBuf>,
 }
 
 /// What one pass did.
@@ -132,6 +135,7 @@ impl Node {
             signers,
             validator: Validator::start()?,
             links: Default::default(),
+            complete: Default::default(),
         })
     }
 

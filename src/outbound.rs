@@ -51,17 +51,34 @@ pub fn seal_dropped(
     if first.is_empty() {
         return Ok(());
     }
-    // A file still being written is never picked up: look twice, a settle time apart.
-    std::thread::sleep(Duration::from_millis(node.cfg.node.settle_ms));
-    let second = dropped_files(&node.layout.outbound)?;
+    // A file still being written is never picked up. It is complete when the
+    // watcher saw its writer close it or saw it renamed in, or when it has not
+    // changed for the settle time; otherwise look twice, a settle time apart.
+    let settle = Duration::from_millis(node.cfg.node.settle_ms);
+    let mut complete = std::mem::take(&mut node.complete);
+    let quiet =
+        |complete: &std::collections::HashSet<PathBuf>, path: &Path, mtime: &Option<SystemTime>| {
+            complete.contains(path)
+                || mtime
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= settle)
+        };
+    let second = if first.iter().all(|(p, _, m)| quiet(&complete, p, m)) {
+        first.clone()
+    } else {
+        std::thread::sleep(settle);
+        dropped_files(&node.layout.outbound)?
+    };
     for (path, size, mtime) in second {
-        let settled = first
-            .iter()
-            .any(|(p, s, m)| *p == path && *s == size && *m == mtime);
+        let settled = quiet(&complete, &path, &mtime)
+            || first
+                .iter()
+                .any(|(p, s, m)| *p == path && *s == size && *m == mtime);
         if !settled {
             report.unsettled += 1;
             continue;
         }
+        complete.remove(&path);
         let started = std::time::Instant::now();
         match seal_file(node, &path, false) {
             Ok(names) => {
@@ -79,6 +96,7 @@ pub fn seal_dropped(
             Err(e) => report.errors.push(format!("{}: {e}", path.display())),
         }
     }
+    node.complete = complete;
     Ok(())
 }
 

@@ -333,7 +333,7 @@ fn take_batch(
     };
     report.applied += 1;
     timings.apply = started.elapsed(); // wall time; the XSD check overlaps it
-    tracing::info!(peer, batch = %entry.batch_id, seq = entry.seq, status = entry.status.as_str(),
+    tracing::info!(peer, set = %name, batch = %entry.batch_id, seq = entry.seq, status = entry.status.as_str(),
         accepted = entry.accepted, rejected = entry.rejected,
         verify_ms = ms(timings.verify), expand_ms = ms(timings.expand),
         validate_ms = ms(timings.validate), apply_ms = ms(timings.apply), "applied");

@@ -14,10 +14,10 @@ pub fn run(
     mut on_pass: impl FnMut(&PassReport),
     stop: impl Fn() -> bool,
 ) -> Result<()> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel::<notify::Event>();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-        if ev.is_ok() {
-            let _ = tx.send(());
+        if let Ok(ev) = ev {
+            let _ = tx.send(ev);
         }
     })
     .map_err(|e| Error::Other(format!("watcher: {e}")))?;
@@ -37,14 +37,37 @@ pub fn run(
             interval
         };
         match rx.recv_timeout(wait) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(ev) => note(node, &ev),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::Other("watcher stopped".into()))
             }
         }
         // Let a burst of events settle into one pass.
-        std::thread::sleep(Duration::from_millis(50));
-        while rx.try_recv().is_ok() {}
+        std::thread::sleep(Duration::from_millis(20));
+        while let Ok(ev) = rx.try_recv() {
+            note(node, &ev);
+        }
     }
     Ok(())
+}
+
+/// A dropped file whose writer has closed it, or that was renamed into place, is
+/// complete: it need not wait out the settle time. Any later write undoes that.
+fn note(node: &mut Node, ev: &notify::Event) {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+    let Some(path) = ev.paths.last() else { return };
+    if path.parent() != Some(node.layout.outbound.as_path()) {
+        return;
+    }
+    match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => {
+            node.complete.insert(path.clone());
+        }
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {
+            node.complete.remove(path);
+        }
+        _ => {}
+    }
 }

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The sedx benchmark: four scenarios on `sedx gen` data over a private OpenSSH sshd
+# on loopback, and the same files through the standard tools in the same run.
+# It measures and prints; it does not pass or fail. Takes about 10 minutes here.
+#   bash scripts/bench.sh                 all four scenarios at full size
+#   RECORDS=100000 DROPS=50 BIG_MB=100 bash scripts/bench.sh     a quicker look
+#   ONLY=3 bash scripts/bench.sh          some scenarios only (2 needs 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh sqlite3
+cargo build --release --locked --quiet
+work=$(mktemp -d "${TMPDIR:-/tmp}/sedx-bench.XXXXXX")
+trap 'bash scripts/sshd.sh stop "$work/sshd"; rm -rf "$work"' EXIT
+eval "$(bash scripts/sshd.sh start "$work/sshd")"
+python3 scripts/bench.py --work "$work" --port "$PORT" --host-key "$HOST_KEY" \
+  --authorized-keys "$AUTHORIZED_KEYS" --user "$(id -un)" \
+  --records "${RECORDS:-1000000}" --batch "${BATCH:-10000}" --drops "${DROPS:-200}" \
+  --big-mb "${BIG_MB:-1000}" --only "${ONLY:-1234}"
