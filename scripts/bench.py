@@ -46,11 +46,13 @@ class Daemon:
             stdout=self.out, stderr=self.out, env=env)
 
     def stop(self):
-        """SIGTERM, wait; returns the peak resident memory in MiB."""
+        """SIGTERM, wait; returns the peak resident memory in MiB (and keeps
+        the CPU seconds used in self.cpu)."""
         self.p.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(self.p.pid, 0)
         self.p.returncode = 0
         self.out.close()
+        self.cpu = usage.ru_utime + usage.ru_stime
         return usage.ru_maxrss / 1024.0
 
 
@@ -145,6 +147,7 @@ def full_load(work, args):
         "files": files, "copy": keep, "records": records, "elapsed": elapsed,
         "rate": records / elapsed, "stages": stages, "rss_sender": rss_i,
         "rss_receiver": rss_s, "not_accepted": len(bad), "batches": len(applied),
+        "cpu_sender": di.cpu, "cpu_receiver": ds.cpu,
         "sup_store": os.path.join(sup, "store.sqlite"),
     }
 
@@ -319,6 +322,8 @@ def main():
             rate = s1["records"] / secs if secs > 0 else float("inf")
             p(f"     {stage:<20} {secs:8.2f} s   {rate:10,.0f} records/s")
         p(f"   peak memory           sender {s1['rss_sender']:.0f} MiB, receiver {s1['rss_receiver']:.0f} MiB")
+        p(f"   CPU time              sender {s1['cpu_sender']:.1f} s, receiver {s1['cpu_receiver']:.1f} s "
+          f"({1e6 * (s1['cpu_sender'] + s1['cpu_receiver']) / s1['records']:.0f} us a record, both cores)")
         if s1["not_accepted"]:
             p(f"   note: {s1['not_accepted']} batch(es) not wholly accepted")
         p("")

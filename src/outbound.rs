@@ -442,8 +442,7 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let digest = crate::signature::digest_file(path)?;
-    let tag = digest.sha256_hex()[..16].to_string();
+    let tag = crate::signature::sha256_file(path)?[..16].to_string();
     let mode = if node.store.drop_seen(&tag)? {
         Mode::Replay
     } else {
@@ -494,6 +493,7 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
                 &name,
                 &node.key,
                 DocKind::Batch.sig_namespace(),
+                node.cfg.node.gzip_level,
                 |w| {
                     let mut xw = Writer::new(&mut *w);
                     xw.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))

@@ -474,6 +474,7 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
         &name,
         &node.key,
         DocKind::Ack.sig_namespace(),
+        node.cfg.node.gzip_level,
         |w| {
             let mut aw = AckWriter::begin(w, &doc).at(name.payload_file())?;
             store.rejections(&entry.batch_id, |r| aw.record(&r).at(name.payload_file()))?;
@@ -494,6 +495,7 @@ fn send_nack(node: &Node, peer: &str, tag: &str, doc: &AckDoc) -> Result<()> {
         &name,
         &node.key,
         DocKind::Ack.sig_namespace(),
+        node.cfg.node.gzip_level,
         |w| {
             AckWriter::begin(w, doc)
                 .and_then(|a| a.end())

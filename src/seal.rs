@@ -29,12 +29,14 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Seal a document produced by `write_doc` as set `name` in `dir`.
+/// Seal a document produced by `write_doc` as set `name` in `dir`, compressed at
+/// gzip `level`.
 pub fn seal<F>(
     dir: &Path,
     name: &SetName,
     key: &PrivateKey,
     namespace: &str,
+    level: u32,
     write_doc: F,
 ) -> Result<PayloadDigest>
 where
@@ -47,7 +49,7 @@ where
         inner: BufWriter::with_capacity(1 << 20, file),
         hashing: Hashing::default(),
     };
-    let mut gz = GzEncoder::new(hashing, Compression::new(6));
+    let mut gz = GzEncoder::new(hashing, Compression::new(level.clamp(1, 9)));
     let written = {
         let mut doc = BufWriter::with_capacity(1 << 16, &mut gz);
         write_doc(&mut doc).and_then(|_| doc.flush().at(&tmp))

@@ -67,6 +67,21 @@ pub fn digest_file(path: &Path) -> Result<PayloadDigest> {
     Ok(h.finish())
 }
 
+/// The SHA-256 of a file, in hex (names a dropped file's content).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).at(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = f.read(&mut buf).at(path)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// The SSHSIG "signed data" blob (PROTOCOL.sshsig) for an already-computed hash.
 fn signed_data(namespace: &str, hash_alg: HashAlg, hash: &[u8]) -> Vec<u8> {
     fn string(out: &mut Vec<u8>, s: &[u8]) {

@@ -607,6 +607,7 @@ impl Store {
             accepted: 0,
             rejected: 0,
             version: None,
+            seen: Default::default(),
         })
     }
 
@@ -748,7 +749,14 @@ pub struct ApplyTx<'a> {
     /// SQLite holds the write lock, and every statement of ours sets `version`, so
     /// no trigger bumps it behind our back.
     version: Option<i64>,
+    /// Record keys seen in this batch: in memory up to a bound, then in SQLite's
+    /// temp store, so a huge batch stays flat and a normal one costs no SQL.
+    seen: std::collections::HashSet<(&'static str, Box<str>)>,
 }
+
+/// Keys of one batch kept in memory before the rest go to the temp store
+/// (about 20 MB at most).
+const SEEN_IN_MEMORY: usize = 200_000;
 
 /// The statements for one record kind, made once per process.
 struct KindSql {
@@ -1063,7 +1071,14 @@ impl ApplyTx<'_> {
 
     /// True the first time a record key is seen in this batch (kept in SQLite's
     /// temp store, not in memory, so a huge batch stays flat).
-    pub fn first_in_batch(&mut self, kind: &str, key: &str) -> Result<bool> {
+    pub fn first_in_batch(&mut self, kind: &'static str, key: &str) -> Result<bool> {
+        if self.seen.contains(&(kind, Box::from(key))) {
+            return Ok(false);
+        }
+        if self.seen.len() < SEEN_IN_MEMORY {
+            self.seen.insert((kind, Box::from(key)));
+            return Ok(true);
+        }
         let n = self.exec(
             "INSERT OR IGNORE INTO temp.apply_seen(kind, key) VALUES(?1, ?2)",
             params![kind, key],
@@ -1123,5 +1138,27 @@ impl Register for ApplyTx<'_> {
                 |r| Ok(Responsibility { agency: r.get(0)?, temporary: r.get(1)? }),
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_in_a_batch_are_found_in_memory_and_past_the_memory_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.sqlite")).unwrap();
+        let mut tx = store.begin_apply().unwrap();
+        let n = SEEN_IN_MEMORY + 10;
+        for i in 0..n {
+            assert!(tx.first_in_batch("equipment", &i.to_string()).unwrap());
+        }
+        // One kept in memory, one past the bound (in the temp store).
+        assert!(!tx.first_in_batch("equipment", "5").unwrap());
+        assert!(!tx
+            .first_in_batch("equipment", &(n - 3).to_string())
+            .unwrap());
+        assert!(tx.first_in_batch("inspectionReport", "5").unwrap());
     }
 }
