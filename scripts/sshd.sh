@@ -18,8 +18,10 @@ cut() {
 stop() {
   if [ -f "$dir/sshd.pid" ]; then
     pid=$(cat "$dir/sshd.pid")
+    # Freeze the listener so no new session starts while the live ones are cut.
+    kill -STOP "$pid" 2>/dev/null || true
     cut
-    kill "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$dir/sshd.pid"
   fi

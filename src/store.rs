@@ -6,7 +6,7 @@ use crate::domain::spec::{column, Spec, SPECS};
 use crate::domain::{Record, RecordKind, Role};
 use crate::error::{Code, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub struct Store {
@@ -608,6 +608,7 @@ impl Store {
             rejected: 0,
             version: None,
             seen: Default::default(),
+            seen_count: 0,
         })
     }
 
@@ -751,7 +752,8 @@ pub struct ApplyTx<'a> {
     version: Option<i64>,
     /// Record keys seen in this batch: in memory up to a bound, then in SQLite's
     /// temp store, so a huge batch stays flat and a normal one costs no SQL.
-    seen: std::collections::HashSet<(&'static str, Box<str>)>,
+    seen: HashMap<&'static str, std::collections::HashSet<Box<str>>>,
+    seen_count: usize,
 }
 
 /// Keys of one batch kept in memory before the rest go to the temp store
@@ -1072,11 +1074,13 @@ impl ApplyTx<'_> {
     /// True the first time a record key is seen in this batch (kept in SQLite's
     /// temp store, not in memory, so a huge batch stays flat).
     pub fn first_in_batch(&mut self, kind: &'static str, key: &str) -> Result<bool> {
-        if self.seen.contains(&(kind, Box::from(key))) {
+        let keys = self.seen.entry(kind).or_default();
+        if keys.contains(key) {
             return Ok(false);
         }
-        if self.seen.len() < SEEN_IN_MEMORY {
-            self.seen.insert((kind, Box::from(key)));
+        if self.seen_count < SEEN_IN_MEMORY {
+            keys.insert(Box::from(key));
+            self.seen_count += 1;
             return Ok(true);
         }
         let n = self.exec(

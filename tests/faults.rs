@@ -74,15 +74,15 @@ fn register(node: &Path) -> (Vec<String>, Vec<(u64, String)>) {
     (equipment, journal)
 }
 
-fn drop_batches(p: &Pair, n: u32) {
+fn drop_batches(p: &Pair, n: u32, per: u32) {
     for i in 0..n {
-        p.drop_batch(&format!("b{i:03}.xml"), &equipment_batch(i * 10 + 1, 10));
+        p.drop_batch(&format!("b{i:03}.xml"), &equipment_batch(i * per + 1, per));
     }
 }
 
-fn assert_exactly_once(p: &Pair, n: u32) {
+fn assert_exactly_once(p: &Pair, n: u32, per: u32) {
     let (equipment, journal) = register(&p.sup);
-    assert_eq!(equipment.len(), n as usize * 10, "every record, once");
+    assert_eq!(equipment.len(), (n * per) as usize, "every record, once");
     assert_eq!(journal.len(), n as usize, "every batch applied once");
     assert!(
         journal
@@ -112,7 +112,9 @@ fn assert_exactly_once(p: &Pair, n: u32) {
 #[test]
 fn sshd_stopped_and_started_during_a_transfer_of_many_sets() {
     let p = Pair::new();
-    drop_batches(&p, 60);
+    // Sets of 100 records: each is sealed and shipped before the next is sealed, so
+    // the 60 take long enough for the cut below to land among them.
+    drop_batches(&p, 60, 100);
     let mut insp = spawn_run(&p.insp);
     // Cut the server as soon as the first sets have landed, while the rest go up.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -135,7 +137,7 @@ fn sshd_stopped_and_started_during_a_transfer_of_many_sets() {
     );
     let _back = Sshd::start_on(&p.sshd.dir, Some(p.sshd.port));
     settle(&p, 60);
-    assert_exactly_once(&p, 60);
+    assert_exactly_once(&p, 60, 100);
 }
 
 #[test]
@@ -225,7 +227,7 @@ fn receivers_disk_full_nothing_is_lost_and_it_completes_once_space_returns() {
     let _disk = Tmpfs::mount(&p.sup_inbound(), "256k");
     let filler = p.sup_inbound().join(".filler");
     let _ = std::fs::write(&filler, vec![0u8; 200 * 1024]);
-    drop_batches(&p, 1);
+    drop_batches(&p, 1, 10);
     // Varied data (from gen) compresses to far more than the space left.
     let big = p.tmp.path().join("big");
     let o = Command::new(env!("CARGO_BIN_EXE_sedx"))
@@ -277,12 +279,12 @@ fn a_hundred_random_kills_change_nothing() {
     const BATCHES: u32 = 24;
     // The same work without faults, for comparison.
     let calm = Pair::new();
-    drop_batches(&calm, BATCHES);
+    drop_batches(&calm, BATCHES, 10);
     settle(&calm, BATCHES as i64);
     let expected = register(&calm.sup);
 
     let p = Pair::new();
-    drop_batches(&p, BATCHES);
+    drop_batches(&p, BATCHES, 10);
     let mut rng = sedx::gen::Rng::new(20061127);
     let mut kills = 0;
     let mut round = 0;
@@ -307,5 +309,5 @@ fn a_hundred_random_kills_change_nothing() {
         expected,
         "same end state as the run without faults"
     );
-    assert_exactly_once(&p, BATCHES);
+    assert_exactly_once(&p, BATCHES, 10);
 }
