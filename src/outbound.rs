@@ -353,6 +353,31 @@ fn sift(
     Ok(out)
 }
 
+/// [`sift`] while the file is checked on the validator's thread: nothing is
+/// committed unless the check passes, and if reading the records failed first,
+/// the check's own verdict (with its line and column) is the one given.
+fn sift_checked(
+    node: &mut Node,
+    path: &Path,
+    to: Option<&str>,
+    tag: &str,
+    mode: Mode,
+    pending: crate::validate::Pending,
+) -> Result<Sifted> {
+    let mut pending = Some(pending);
+    let sifted = sift(node, path, to, tag, mode, || match pending.take() {
+        Some(p) => p.wait().map(|_| ()),
+        None => Ok(()),
+    });
+    match (sifted, pending.take()) {
+        (Err(Error::Rejected(rej)), Some(p)) => {
+            p.wait()?;
+            Err(rej.into())
+        }
+        (sifted, _) => sifted,
+    }
+}
+
 fn raw_xml(kind: crate::domain::RecordKind, raw: &crate::domain::RawRecord) -> String {
     let mut w = Writer::new(Vec::new());
     let _ = w.write_event(Event::Start(BytesStart::new(kind.element())));
@@ -411,13 +436,13 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         )
         .into());
     }
-    // The streaming pre-pass refuses a DOCTYPE or malformed XML before libxml2
-    // sees the file; libxml2 then checks it while the records are sifted.
-    let scan = crate::validate::scan_file(path, DocKind::Batch)?;
+    // The file is checked (well-formed, no DOCTYPE, then the XSD) on the
+    // validator's thread while its records are sifted here.
+    let root = crate::validate::peek_root_file(path, DocKind::Batch)?;
     let pending = node.validator.submit(path, DocKind::Batch);
     let me = node.id().to_string();
-    let from = scan.root.get("from").unwrap_or(&me);
-    let to = scan.root.get("to").map(str::to_string);
+    let from = root.get("from").unwrap_or(&me);
+    let to = root.get("to").map(str::to_string);
     let wrong = if from != me {
         Some(Reject::new(
             Code::BatchSender,
@@ -448,10 +473,9 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
     } else {
         Mode::Send
     };
-    let sifted = sift(node, path, to.as_deref(), &tag, mode, || pending.wait())?;
+    let sifted = sift_checked(node, path, to.as_deref(), &tag, mode, pending)?;
     set_aside(node, &src_name, &me, &sifted)?;
-    let given_id = scan
-        .root
+    let given_id = root
         .get("id")
         .filter(|_| sifted.parts.len() == 1)
         .map(str::to_string);
@@ -548,7 +572,7 @@ pub struct Imported {
 /// the exchange starts). The rules apply as for sending; nothing is sent.
 /// Refused records are kept in quarantine/ with their reasons.
 pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
-    crate::validate::scan_file(path, DocKind::Batch)?;
+    crate::validate::peek_root_file(path, DocKind::Batch)?;
     let pending = node.validator.submit(path, DocKind::Batch);
     let src_name = path
         .file_name()
@@ -556,7 +580,7 @@ pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
         .unwrap_or("import.xml")
         .to_string();
     let me = node.id().to_string();
-    let sifted = sift(node, path, None, "import", Mode::Import, || pending.wait())?;
+    let sifted = sift_checked(node, path, None, "import", Mode::Import, pending)?;
     set_aside(node, &src_name, &me, &sifted)?;
     Ok(Imported {
         applied: sifted.imported,

@@ -12,7 +12,7 @@ use crate::seal;
 use crate::set::{self, SetName};
 use crate::signature::PayloadDigest;
 use crate::store::{now, AckStatus, JournalEntry};
-use crate::validate::{self, scan_file};
+use crate::validate;
 use crate::verify::{self, Verified};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -160,6 +160,17 @@ fn take(
     }
 }
 
+/// The refusal to give before the apply: a document that cannot be read at all
+/// is refused as such first, as when the whole document was read before the rest.
+fn first_refusal(pending: &mut Option<validate::Pending>, rej: Reject) -> Reject {
+    match pending.take().map(validate::Pending::wait) {
+        Some(Err(Error::Rejected(unreadable))) if validate::is_unreadable(&unreadable) => {
+            unreadable
+        }
+        _ => rej,
+    }
+}
+
 /// Where a batch's time went, logged with the outcome (scripts/bench.sh sums them).
 #[derive(Debug, Default)]
 struct Timings {
@@ -184,7 +195,6 @@ fn take_batch(
     mut timings: Timings,
     report: &mut PassReport,
 ) -> Result<Taken> {
-    let started = Instant::now();
     let digest = &verified.digest;
     let refuse =
         |node: &mut Node, rej: Reject, header: Option<&BatchHeader>, report: &mut PassReport| {
@@ -201,14 +211,20 @@ fn take_batch(
             )
             .map(|_| Taken::Done)
         };
-    let scan = match scan_file(work, DocKind::Batch) {
-        Ok(s) => s,
-        Err(Error::Rejected(rej)) => return refuse(node, rej, None, report),
+    // The document is checked (well-formed, no DOCTYPE, counted, then the XSD) on
+    // the validator's thread while the header is looked at and the records are
+    // applied here; the apply commits only if the check passes.
+    let mut pending = Some(node.validator.submit(work, DocKind::Batch));
+    let root = match validate::peek_root_file(work, DocKind::Batch) {
+        Ok(r) => r,
+        Err(Error::Rejected(rej)) => {
+            return refuse(node, first_refusal(&mut pending, rej), None, report)
+        }
         Err(e) => return Err(e),
     };
-    let header = match BatchHeader::from_root(&scan.root) {
+    let header = match BatchHeader::from_root(&root) {
         Ok(h) => h,
-        Err(rej) => return refuse(node, rej, None, report),
+        Err(rej) => return refuse(node, first_refusal(&mut pending, rej), None, report),
     };
     if header.from != peer {
         let rej = Reject::new(
@@ -218,7 +234,12 @@ fn take_batch(
                 header.from
             ),
         );
-        return refuse(node, rej, Some(&header), report);
+        return refuse(
+            node,
+            first_refusal(&mut pending, rej),
+            Some(&header),
+            report,
+        );
     }
     if header.to != node.id() {
         let rej = Reject::new(
@@ -229,7 +250,12 @@ fn take_batch(
                 node.id()
             ),
         );
-        return refuse(node, rej, Some(&header), report);
+        return refuse(
+            node,
+            first_refusal(&mut pending, rej),
+            Some(&header),
+            report,
+        );
     }
     let arrival = Arrival {
         peer,
@@ -256,7 +282,12 @@ fn take_batch(
                 header.seq
             ),
         );
-        return refuse(node, rej, Some(&header), report);
+        return refuse(
+            node,
+            first_refusal(&mut pending, rej),
+            Some(&header),
+            report,
+        );
     }
     if header.seq > expected + MAX_AHEAD {
         let rej = Reject::new(
@@ -266,49 +297,64 @@ fn take_batch(
                 header.seq
             ),
         );
-        return refuse(node, rej, Some(&header), report);
+        return refuse(
+            node,
+            first_refusal(&mut pending, rej),
+            Some(&header),
+            report,
+        );
     }
     if header.seq > expected {
         node.store
             .set_held(peer, name.as_str(), header.seq, &header.id)?;
         return Ok(Taken::Held(header.seq));
     }
-    // libxml2 checks the batch on its own thread while the records are applied;
-    // the apply commits only if the batch is valid.
-    let scanned = started.elapsed();
-    let pending = node.validator.submit(work, DocKind::Batch);
     let started = Instant::now();
     crash_point("before-apply");
     let mut xsd_time = Duration::ZERO;
-    let content = if scan.records != header.count {
-        let (valid, spent) = pending.wait_timed();
-        xsd_time = spent;
-        valid.and(Err(Reject::new(
-            Code::BatchCount,
-            format!(
-                "header says {} records, the batch holds {}",
-                header.count, scan.records
-            ),
-        )
-        .into()))
-    } else {
-        let policy = node.cfg.policy();
-        let sender = node.cfg.node.role.other();
-        apply::apply_batch(
-            &mut node.store,
-            work,
-            &header,
-            &arrival,
-            &policy,
-            sender,
-            || {
-                let (valid, spent) = pending.wait_timed();
-                xsd_time = spent;
-                valid
-            },
-        )
+    let policy = node.cfg.policy();
+    let sender = node.cfg.node.role.other();
+    let content = apply::apply_batch(
+        &mut node.store,
+        work,
+        &header,
+        &arrival,
+        &policy,
+        sender,
+        || {
+            let Some(p) = pending.take() else {
+                return Ok(());
+            };
+            let (checked, spent) = p.wait_timed();
+            xsd_time = spent;
+            let scan = checked?;
+            if scan.records == header.count {
+                Ok(())
+            } else {
+                Err(Reject::new(
+                    Code::BatchCount,
+                    format!(
+                        "header says {} records, the batch holds {}",
+                        header.count, scan.records
+                    ),
+                )
+                .into())
+            }
+        },
+    );
+    // Reading the records failed before the check was asked: its verdict rules.
+    let content = match (content, pending.take()) {
+        (Err(Error::Rejected(rej)), Some(p)) => {
+            let (checked, spent) = p.wait_timed();
+            xsd_time = spent;
+            match checked {
+                Err(e) => Err(e),
+                Ok(_) => Err(rej.into()),
+            }
+        }
+        (content, _) => content,
     };
-    timings.validate = scanned + xsd_time;
+    timings.validate = xsd_time; // on the validator's thread, alongside the apply
     let entry = match content {
         Ok(entry) => entry,
         Err(Error::Rejected(rej)) => {
@@ -356,8 +402,7 @@ fn take_ack(
     report: &mut PassReport,
 ) -> Result<()> {
     // A broken acknowledgment is quarantined but never answered (no ack loops).
-    let checked = scan_file(work, DocKind::Ack).and_then(|scan| {
-        node.validator.submit(work, DocKind::Ack).wait()?;
+    let checked = node.validator.check(work, DocKind::Ack).and_then(|scan| {
         let doc = AckDoc::from_root(&scan.root)?;
         if doc.from != peer || doc.to != node.id() {
             return Err(Reject::new(

@@ -112,6 +112,31 @@ impl Schemas {
     }
 }
 
+/// The root element of a file, read from its start only: refuses a DOCTYPE (the
+/// prolog is the only place one may stand) and a root of another kind. The rest
+/// is checked by [`Validator::submit`] while the records are read.
+pub fn peek_root_file(path: &Path, expect: DocKind) -> Result<document::Root> {
+    let f = File::open(path).at(path)?;
+    let root = document::peek_root(BufReader::with_capacity(1 << 16, f))?;
+    if root.kind != expect {
+        return Err(Reject::new(
+            Code::XmlSchema,
+            format!(
+                "expected a <{}> document, found <{}>",
+                expect.root(),
+                root.kind.root()
+            ),
+        )
+        .into());
+    }
+    Ok(root)
+}
+
+/// Whether a refusal came from reading the document itself (not from the XSD).
+pub fn is_unreadable(rej: &Reject) -> bool {
+    matches!(rej.code, Code::XmlMalformed | Code::XmlDoctype)
+}
+
 /// The streaming pre-pass: no DOCTYPE, well-formed, root of the expected kind.
 pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
     let f = File::open(path).at(path)?;
@@ -141,19 +166,19 @@ pub struct Validator {
 struct Job {
     path: PathBuf,
     kind: DocKind,
-    reply: mpsc::SyncSender<(Result<()>, Duration)>,
+    reply: mpsc::SyncSender<(Result<Scan>, Duration)>,
 }
 
-/// A validation under way; [`Pending::wait`] gives its outcome.
-pub struct Pending(mpsc::Receiver<(Result<()>, Duration)>);
+/// A check under way; [`Pending::wait`] gives its outcome.
+pub struct Pending(mpsc::Receiver<(Result<Scan>, Duration)>);
 
 impl Pending {
-    pub fn wait(self) -> Result<()> {
+    pub fn wait(self) -> Result<Scan> {
         self.wait_timed().0
     }
 
-    /// The outcome and the time libxml2 spent on it.
-    pub fn wait_timed(self) -> (Result<()>, Duration) {
+    /// The outcome and the time the check took on its thread.
+    pub fn wait_timed(self) -> (Result<Scan>, Duration) {
         self.0.recv().unwrap_or_else(|_| {
             (
                 Err(Error::Other("the XSD validator stopped".into())),
@@ -183,7 +208,7 @@ impl Validator {
                 for job in rx {
                     // The caller may have gone (its batch failed otherwise): fine.
                     let started = std::time::Instant::now();
-                    let outcome = schemas.validate(&job.path, job.kind);
+                    let outcome = schemas.check(&job.path, job.kind);
                     let _ = job.reply.send((outcome, started.elapsed()));
                 }
             })
@@ -197,7 +222,8 @@ impl Validator {
         })
     }
 
-    /// Start validating a file that has passed [`scan_file`] (no DOCTYPE, well-formed).
+    /// Start checking a file on the validator's thread: the streaming pre-pass
+    /// ([`scan_file`]: no DOCTYPE, well-formed, counted), then the XSD.
     pub fn submit(&self, path: &Path, kind: DocKind) -> Pending {
         let (reply, rx) = mpsc::sync_channel(1);
         if let Some(jobs) = &self.jobs {
@@ -210,11 +236,9 @@ impl Validator {
         Pending(rx)
     }
 
-    /// The streaming pre-pass, then the XSD, one after the other.
+    /// [`Validator::submit`] and wait.
     pub fn check(&self, path: &Path, kind: DocKind) -> Result<Scan> {
-        let scan = scan_file(path, kind)?;
-        self.submit(path, kind).wait()?;
-        Ok(scan)
+        self.submit(path, kind).wait()
     }
 }
 
