@@ -116,6 +116,78 @@ fn a_growing_file_is_not_taken_until_it_settles() {
     assert_eq!(r.sealed, 1);
 }
 
+/// Wait (at most a minute) until the supervision inbound holds a complete set.
+fn arrived_within_a_minute(p: &Pair) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if files_in(&p.sup_inbound())
+            .iter()
+            .any(|f| f.ends_with(".sha256"))
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_file_renamed_into_outbound_is_taken_without_waiting_out_the_settle_time() {
+    let p = Pair::new();
+    // A settle time of ten minutes: only the watcher's rename event lets it go now.
+    let mut cfg = sedx::config::Config::load(&p.insp).unwrap();
+    cfg.node.settle_ms = 600_000;
+    cfg.save(&p.insp).unwrap();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(&p.insp)
+        .args(["run", "--now"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500)); // the watcher is up
+    let tmp = p.insp.join("b.xml.partial");
+    fs::write(&tmp, sample_batch()).unwrap();
+    fs::rename(&tmp, p.insp.join("outbound/b.xml")).unwrap();
+    let arrived = arrived_within_a_minute(&p);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(arrived, "a whole file renamed in is shipped at once");
+}
+
+#[test]
+fn a_file_unchanged_for_the_settle_time_is_taken_at_first_look() {
+    let p = Pair::new();
+    let mut cfg = sedx::config::Config::load(&p.insp).unwrap();
+    cfg.node.settle_ms = 600_000;
+    cfg.save(&p.insp).unwrap();
+    let path = p.insp.join("outbound/old.xml");
+    fs::write(&path, sample_batch()).unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    // No watcher: `sedx send` looks once and sees the file has long been still.
+    let mut send = std::process::Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(&p.insp)
+        .args(["send", "--now"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let arrived = arrived_within_a_minute(&p);
+    send.kill().ok();
+    send.wait().unwrap();
+    assert!(
+        arrived,
+        "a file last written an hour ago is not watched for ten minutes"
+    );
+}
+
 #[test]
 fn resent_set_is_not_applied_twice_by_copy_or_by_command() {
     let p = Pair::new();
