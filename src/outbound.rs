@@ -174,15 +174,26 @@ struct Sifted {
     kept_home: u64,
 }
 
-/// Serialise a record as its batch element (fields in schema order).
+/// Serialise a record as its batch element (fields in schema order). Written
+/// directly: element names come from the spec, values are escaped.
 pub fn record_xml<W: std::io::Write>(w: &mut Writer<W>, rec: &Record) -> std::io::Result<()> {
-    let el = rec.kind.element();
-    w.write_event(Event::Start(BytesStart::new(el)))?;
+    let out = w.get_mut();
+    let el = rec.kind.element().as_bytes();
+    out.write_all(b"<")?;
+    out.write_all(el)?;
+    out.write_all(b">")?;
     for (k, v) in &rec.fields {
-        document::text_element(w, k, v)?;
+        out.write_all(b"<")?;
+        out.write_all(k.as_bytes())?;
+        out.write_all(b">")?;
+        out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
+        out.write_all(b"</")?;
+        out.write_all(k.as_bytes())?;
+        out.write_all(b">")?;
     }
-    w.write_event(Event::End(BytesEnd::new(el)))?;
-    w.get_mut().write_all(b"\n")
+    out.write_all(b"</")?;
+    out.write_all(el)?;
+    out.write_all(b">\n")
 }
 
 fn record_string(rec: &Record) -> String {

@@ -189,6 +189,23 @@ fn a_file_unchanged_for_the_settle_time_is_taken_at_first_look() {
 }
 
 #[test]
+fn markup_characters_in_values_cross_intact() {
+    let p = Pair::new();
+    let xml = equipment_batch(1, 1).replace("上海测试单位1", "A &amp; B &lt;C&gt; \"D\"");
+    p.drop_batch("escaped.xml", &xml);
+    assert_eq!(p.pass(&p.insp).shipped, 1);
+    assert_eq!(p.pass(&p.sup).applied, 1);
+    assert_eq!(
+        sql_text(
+            &p.sup.join("store.sqlite"),
+            "SELECT user_unit FROM equipment"
+        )
+        .unwrap(),
+        "A & B <C> \"D\""
+    );
+}
+
+#[test]
 fn resent_set_is_not_applied_twice_by_copy_or_by_command() {
     let p = Pair::new();
     p.drop_batch("b1.xml", &sample_batch());
