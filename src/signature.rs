@@ -52,33 +52,30 @@ impl Hashing {
 
 pub const CHUNK: usize = 1 << 20;
 
-/// Hash a file without loading it.
-pub fn digest_file(path: &Path) -> Result<PayloadDigest> {
+/// Feed a file to `each` a chunk at a time, without loading it.
+fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
     let mut f = File::open(path).at(path)?;
-    let mut h = Hashing::default();
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = f.read(&mut buf).at(path)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
-        h.update(&buf[..n]);
+        each(&buf[..n]);
     }
+}
+
+/// Hash a file without loading it.
+pub fn digest_file(path: &Path) -> Result<PayloadDigest> {
+    let mut h = Hashing::default();
+    for_each_chunk(path, |chunk| h.update(chunk))?;
     Ok(h.finish())
 }
 
 /// The SHA-256 of a file, in hex (names a dropped file's content).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).at(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = f.read(&mut buf).at(path)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    for_each_chunk(path, |chunk| h.update(chunk))?;
     Ok(hex::encode(h.finalize()))
 }
 

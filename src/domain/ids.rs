@@ -4,6 +4,12 @@
 /// Full-width to half-width, stray spaces removed, letters upper-cased. Real
 /// registers carry all of these; they are normalised, never rejected.
 pub fn normalize_code(s: &str) -> String {
+    // Most codes are already plain: copy them as they are.
+    if s.bytes()
+        .all(|b| b.is_ascii_graphic() && !b.is_ascii_lowercase())
+    {
+        return s.to_string();
+    }
     s.chars()
         .filter_map(|c| {
             let c = match c {
@@ -18,7 +24,11 @@ pub fn normalize_code(s: &str) -> String {
 
 /// Trim and fold full-width spaces in free text (names, addresses).
 pub fn normalize_text(s: &str) -> String {
-    s.replace('\u{3000}', " ").trim().to_string()
+    if s.contains('\u{3000}') {
+        s.replace('\u{3000}', " ").trim().to_string()
+    } else {
+        s.trim().to_string()
+    }
 }
 
 fn alnum_value(c: u8) -> Option<u32> {

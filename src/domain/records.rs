@@ -141,13 +141,23 @@ impl Record {
             fields: Vec::new(),
             warnings: Vec::new(),
         };
+        // Fields mostly come in schema order: look at the next one first. (A field
+        // before the cursor was taken for an earlier name, so the first field of
+        // this name is the same either way.)
+        let mut cursor = 0;
         for field in spec.fields {
-            let Some(value) = raw
-                .fields
-                .iter()
-                .find(|(k, _)| k == field.name)
-                .map(|(_, v)| v)
-            else {
+            let value = match raw.fields.get(cursor) {
+                Some((k, v)) if k == field.name => {
+                    cursor += 1;
+                    Some(v)
+                }
+                _ => raw
+                    .fields
+                    .iter()
+                    .find(|(k, _)| k == field.name)
+                    .map(|(_, v)| v),
+            };
+            let Some(value) = value else {
                 continue;
             };
             let value = match field.ty {
