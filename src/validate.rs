@@ -8,7 +8,8 @@ use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 pub const BATCH_XSD: &str = include_str!("../xsd/batch.xsd");
@@ -167,10 +168,22 @@ struct Job {
     path: PathBuf,
     kind: DocKind,
     reply: mpsc::SyncSender<(Result<Scan>, Duration)>,
+    /// Set when the caller no longer wants the answer (a set held for later, a
+    /// duplicate): a job not started by then is skipped.
+    dropped: Arc<AtomicBool>,
 }
 
 /// A check under way; [`Pending::wait`] gives its outcome.
-pub struct Pending(mpsc::Receiver<(Result<Scan>, Duration)>);
+pub struct Pending {
+    answer: mpsc::Receiver<(Result<Scan>, Duration)>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::Relaxed);
+    }
+}
 
 impl Pending {
     pub fn wait(self) -> Result<Scan> {
@@ -179,7 +192,7 @@ impl Pending {
 
     /// The outcome and the time the check took on its thread.
     pub fn wait_timed(self) -> (Result<Scan>, Duration) {
-        self.0.recv().unwrap_or_else(|_| {
+        self.answer.recv().unwrap_or_else(|_| {
             (
                 Err(Error::Other("the XSD validator stopped".into())),
                 Duration::ZERO,
@@ -206,7 +219,10 @@ impl Validator {
                     }
                 };
                 for job in rx {
-                    // The caller may have gone (its batch failed otherwise): fine.
+                    if job.dropped.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    // The caller may yet go (its batch failed otherwise): fine.
                     let started = std::time::Instant::now();
                     let outcome = schemas.check(&job.path, job.kind);
                     let _ = job.reply.send((outcome, started.elapsed()));
@@ -225,15 +241,17 @@ impl Validator {
     /// Start checking a file on the validator's thread: the streaming pre-pass
     /// ([`scan_file`]: no DOCTYPE, well-formed, counted), then the XSD.
     pub fn submit(&self, path: &Path, kind: DocKind) -> Pending {
-        let (reply, rx) = mpsc::sync_channel(1);
+        let (reply, answer) = mpsc::sync_channel(1);
+        let dropped = Arc::new(AtomicBool::new(false));
         if let Some(jobs) = &self.jobs {
             let _ = jobs.send(Job {
                 path: path.to_path_buf(),
                 kind,
                 reply,
+                dropped: dropped.clone(),
             });
         }
-        Pending(rx)
+        Pending { answer, dropped }
     }
 
     /// [`Validator::submit`] and wait.
