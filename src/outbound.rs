@@ -375,18 +375,11 @@ fn sift_checked(
     mode: Mode,
     pending: crate::validate::Pending,
 ) -> Result<Sifted> {
-    let mut pending = Some(pending);
-    let sifted = sift(node, path, to, tag, mode, || match pending.take() {
-        Some(p) => p.wait().map(|_| ()),
-        None => Ok(()),
+    let mut check = crate::validate::Alongside::new(pending);
+    let sifted = sift(node, path, to, tag, mode, || {
+        check.outcome().map_or(Ok(()), |o| o.map(|_| ()))
     });
-    match (sifted, pending.take()) {
-        (Err(Error::Rejected(rej)), Some(p)) => {
-            p.wait()?;
-            Err(rej.into())
-        }
-        (sifted, _) => sifted,
-    }
+    check.settle(sifted)
 }
 
 fn raw_xml(kind: crate::domain::RecordKind, raw: &crate::domain::RawRecord) -> String {

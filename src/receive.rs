@@ -160,17 +160,6 @@ fn take(
     }
 }
 
-/// The refusal to give before the apply: a document that cannot be read at all
-/// is refused as such first, as when the whole document was read before the rest.
-fn first_refusal(pending: &mut Option<validate::Pending>, rej: Reject) -> Reject {
-    match pending.take().map(validate::Pending::wait) {
-        Some(Err(Error::Rejected(unreadable))) if validate::is_unreadable(&unreadable) => {
-            unreadable
-        }
-        _ => rej,
-    }
-}
-
 /// Where a batch's time went, logged with the outcome (scripts/bench.sh sums them).
 #[derive(Debug, Default)]
 struct Timings {
@@ -196,35 +185,38 @@ fn take_batch(
     report: &mut PassReport,
 ) -> Result<Taken> {
     let digest = &verified.digest;
-    let refuse =
-        |node: &mut Node, rej: Reject, header: Option<&BatchHeader>, report: &mut PassReport| {
-            quarantine(
-                node,
-                peer,
-                dir,
-                name,
-                &rej,
-                header,
-                Some(digest),
-                true,
-                report,
-            )
-            .map(|_| Taken::Done)
-        };
+    // Refusals before the apply; an unreadable document is refused as such first.
+    let refuse = |node: &mut Node,
+                  check: &mut validate::Alongside,
+                  rej: Reject,
+                  header: Option<&BatchHeader>,
+                  report: &mut PassReport| {
+        let rej = check.first_refusal(rej);
+        quarantine(
+            node,
+            peer,
+            dir,
+            name,
+            &rej,
+            header,
+            Some(digest),
+            true,
+            report,
+        )
+        .map(|_| Taken::Done)
+    };
     // The document is checked (well-formed, no DOCTYPE, counted, then the XSD) on
     // the validator's thread while the header is looked at and the records are
     // applied here; the apply commits only if the check passes.
-    let mut pending = Some(node.validator.submit(work, DocKind::Batch));
+    let mut check = validate::Alongside::new(node.validator.submit(work, DocKind::Batch));
     let root = match validate::peek_root_file(work, DocKind::Batch) {
         Ok(r) => r,
-        Err(Error::Rejected(rej)) => {
-            return refuse(node, first_refusal(&mut pending, rej), None, report)
-        }
+        Err(Error::Rejected(rej)) => return refuse(node, &mut check, rej, None, report),
         Err(e) => return Err(e),
     };
     let header = match BatchHeader::from_root(&root) {
         Ok(h) => h,
-        Err(rej) => return refuse(node, first_refusal(&mut pending, rej), None, report),
+        Err(rej) => return refuse(node, &mut check, rej, None, report),
     };
     if header.from != peer {
         let rej = Reject::new(
@@ -234,12 +226,7 @@ fn take_batch(
                 header.from
             ),
         );
-        return refuse(
-            node,
-            first_refusal(&mut pending, rej),
-            Some(&header),
-            report,
-        );
+        return refuse(node, &mut check, rej, Some(&header), report);
     }
     if header.to != node.id() {
         let rej = Reject::new(
@@ -250,12 +237,7 @@ fn take_batch(
                 node.id()
             ),
         );
-        return refuse(
-            node,
-            first_refusal(&mut pending, rej),
-            Some(&header),
-            report,
-        );
+        return refuse(node, &mut check, rej, Some(&header), report);
     }
     let arrival = Arrival {
         peer,
@@ -282,12 +264,7 @@ fn take_batch(
                 header.seq
             ),
         );
-        return refuse(
-            node,
-            first_refusal(&mut pending, rej),
-            Some(&header),
-            report,
-        );
+        return refuse(node, &mut check, rej, Some(&header), report);
     }
     if header.seq > expected + MAX_AHEAD {
         let rej = Reject::new(
@@ -297,12 +274,7 @@ fn take_batch(
                 header.seq
             ),
         );
-        return refuse(
-            node,
-            first_refusal(&mut pending, rej),
-            Some(&header),
-            report,
-        );
+        return refuse(node, &mut check, rej, Some(&header), report);
     }
     if header.seq > expected {
         node.store
@@ -311,7 +283,6 @@ fn take_batch(
     }
     let started = Instant::now();
     crash_point("before-apply");
-    let mut xsd_time = Duration::ZERO;
     let policy = node.cfg.policy();
     let sender = node.cfg.node.role.other();
     let content = apply::apply_batch(
@@ -322,11 +293,9 @@ fn take_batch(
         &policy,
         sender,
         || {
-            let Some(p) = pending.take() else {
+            let Some(checked) = check.outcome() else {
                 return Ok(());
             };
-            let (checked, spent) = p.wait_timed();
-            xsd_time = spent;
             let scan = checked?;
             if scan.records == header.count {
                 Ok(())
@@ -342,19 +311,8 @@ fn take_batch(
             }
         },
     );
-    // Reading the records failed before the check was asked: its verdict rules.
-    let content = match (content, pending.take()) {
-        (Err(Error::Rejected(rej)), Some(p)) => {
-            let (checked, spent) = p.wait_timed();
-            xsd_time = spent;
-            match checked {
-                Err(e) => Err(e),
-                Ok(_) => Err(rej.into()),
-            }
-        }
-        (content, _) => content,
-    };
-    timings.validate = xsd_time; // on the validator's thread, alongside the apply
+    let content = check.settle(content);
+    timings.validate = check.spent(); // on the validator's thread, alongside the apply
     let entry = match content {
         Ok(entry) => entry,
         Err(Error::Rejected(rej)) => {

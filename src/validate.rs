@@ -119,22 +119,28 @@ impl Schemas {
 pub fn peek_root_file(path: &Path, expect: DocKind) -> Result<document::Root> {
     let f = File::open(path).at(path)?;
     let root = document::peek_root(BufReader::with_capacity(1 << 16, f))?;
-    if root.kind != expect {
-        return Err(Reject::new(
-            Code::XmlSchema,
-            format!(
-                "expected a <{}> document, found <{}>",
-                expect.root(),
-                root.kind.root()
-            ),
-        )
-        .into());
-    }
+    of_kind(&root, expect)?;
     Ok(root)
 }
 
+/// A document whose root is not of the expected kind is refused.
+fn of_kind(root: &document::Root, expect: DocKind) -> Result<()> {
+    if root.kind == expect {
+        return Ok(());
+    }
+    Err(Reject::new(
+        Code::XmlSchema,
+        format!(
+            "expected a <{}> document, found <{}>",
+            expect.root(),
+            root.kind.root()
+        ),
+    )
+    .into())
+}
+
 /// Whether a refusal came from reading the document itself (not from the XSD).
-pub fn is_unreadable(rej: &Reject) -> bool {
+fn is_unreadable(rej: &Reject) -> bool {
     matches!(rej.code, Code::XmlMalformed | Code::XmlDoctype)
 }
 
@@ -142,17 +148,7 @@ pub fn is_unreadable(rej: &Reject) -> bool {
 pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
     let f = File::open(path).at(path)?;
     let scan = document::scan(BufReader::with_capacity(1 << 16, f))?;
-    if scan.root.kind != expect {
-        return Err(Reject::new(
-            Code::XmlSchema,
-            format!(
-                "expected a <{}> document, found <{}>",
-                expect.root(),
-                scan.root.kind.root()
-            ),
-        )
-        .into());
-    }
+    of_kind(&scan.root, expect)?;
     Ok(scan)
 }
 
@@ -198,6 +194,56 @@ impl Pending {
                 Duration::ZERO,
             )
         })
+    }
+}
+
+/// A check running alongside the work on its document (sifting a drop, applying
+/// a batch): the work asks for its outcome before committing, and a refusal the
+/// work meets on its own gives way to the check's, which says more (line, column).
+pub struct Alongside {
+    pending: Option<Pending>,
+    spent: Duration,
+}
+
+impl Alongside {
+    pub fn new(pending: Pending) -> Alongside {
+        Alongside {
+            pending: Some(pending),
+            spent: Duration::ZERO,
+        }
+    }
+
+    /// Wait for the check; None once it has been waited for.
+    pub fn outcome(&mut self) -> Option<Result<Scan>> {
+        let (outcome, spent) = self.pending.take()?.wait_timed();
+        self.spent = spent;
+        Some(outcome)
+    }
+
+    /// The work's result, unless the work was refused before asking and the
+    /// check failed too: then the check's failure.
+    pub fn settle<T>(&mut self, done: Result<T>) -> Result<T> {
+        match done {
+            Err(Error::Rejected(rej)) => match self.outcome() {
+                Some(Err(e)) => Err(e),
+                _ => Err(rej.into()),
+            },
+            done => done,
+        }
+    }
+
+    /// A refusal before the work: a document that cannot be read at all is
+    /// refused as such first, as when the whole document was read before the rest.
+    pub fn first_refusal(&mut self, rej: Reject) -> Reject {
+        match self.outcome() {
+            Some(Err(Error::Rejected(unreadable))) if is_unreadable(&unreadable) => unreadable,
+            _ => rej,
+        }
+    }
+
+    /// The time the check took on its thread.
+    pub fn spent(&self) -> Duration {
+        self.spent
     }
 }
 
