@@ -102,6 +102,14 @@ def fresh_nodes(work, args, name):
     return insp, sup
 
 
+def running_pair(work, args, name):
+    """Fresh nodes in NAME-nodes/, each run by a daemon logging to NAME-insp.log or
+    NAME-sup.log: (insp, sup, insp log, sup log, insp daemon, sup daemon)."""
+    insp, sup = fresh_nodes(work, args, name + "-nodes")
+    ilog, slog = (os.path.join(work, f"{name}-{side}.log") for side in ("insp", "sup"))
+    return insp, sup, ilog, slog, Daemon(insp, ilog), Daemon(sup, slog)
+
+
 def gen(out, records, batch, seed=1):
     sh(SEDX, "gen", "--out", out, "--records", str(records), "--batch-size", str(batch),
        "--seed", str(seed), "--non-statutory", "0", "--to", "sup-city",
@@ -121,9 +129,7 @@ def full_load(work, args):
     files = gen(data, args.records, args.batch)
     keep = os.path.join(work, "load-copy")
     shutil.copytree(data, keep)  # the same files for the tools in scenario 2
-    insp, sup = fresh_nodes(work, args, "load-nodes")
-    ilog, slog = os.path.join(work, "load-insp.log"), os.path.join(work, "load-sup.log")
-    di, ds = Daemon(insp, ilog), Daemon(sup, slog)
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "load")
     time.sleep(0.5)
     t0 = time.time()
     drop(files, os.path.join(insp, "outbound"))
@@ -230,9 +236,7 @@ def delta(work, args):
     log(f"scenario 3: {args.drops} drops of 10 records while the window is open")
     data = os.path.join(work, "delta")
     files = gen(data, args.drops * 10, 10, seed=3)[: args.drops]
-    insp, sup = fresh_nodes(work, args, "delta-nodes")
-    ilog, slog = os.path.join(work, "delta-insp.log"), os.path.join(work, "delta-sup.log")
-    di, ds = Daemon(insp, ilog), Daemon(sup, slog)
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "delta")
     time.sleep(1)
     dropped = {}
     for i, f in enumerate(files):
@@ -266,9 +270,7 @@ def big_batch(work, args):
     files = gen(data, records, records, seed=4)
     big = max(files, key=os.path.getsize)
     size = os.path.getsize(big)
-    insp, sup = fresh_nodes(work, args, "big-nodes")
-    ilog, slog = os.path.join(work, "big-insp.log"), os.path.join(work, "big-sup.log")
-    di, ds = Daemon(insp, ilog), Daemon(sup, slog)
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "big")
     time.sleep(0.5)
     t0 = time.time()
     drop([big], os.path.join(insp, "outbound"))
