@@ -782,13 +782,11 @@ fn kind_sql(spec: &Spec) -> &'static KindSql {
                     .chain(["origin", "source_batch", "updated_at", "version"])
                     .map(|c| format!("{c} = excluded.{c}"))
                     .collect();
-                let insert = format!(
-                    "INSERT INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})
-                     ON CONFLICT({k}) DO",
+                let into = format!(
+                    "INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})",
                     t = spec.table,
                     c = cols.join(", "),
                     m = marks.join(", "),
-                    k = column(spec.key),
                 );
                 let sql = KindSql {
                     select: format!(
@@ -797,17 +795,16 @@ fn kind_sql(spec: &Spec) -> &'static KindSql {
                         spec.table,
                         column(spec.key)
                     ),
-                    upsert: format!("{insert} UPDATE SET {}", sets.join(", ")),
+                    upsert: format!(
+                        "INSERT {into} ON CONFLICT({}) DO UPDATE SET {}",
+                        column(spec.key),
+                        sets.join(", ")
+                    ),
                     // OR IGNORE rather than ON CONFLICT DO NOTHING: SQLite then needs
                     // no statement journal (7% of sealing). Only the key can conflict:
                     // every NOT NULL column is always bound, and a row not inserted
                     // for any other reason fails loudly on the update path.
-                    insert: format!(
-                        "INSERT OR IGNORE INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})",
-                        t = spec.table,
-                        c = cols.join(", "),
-                        m = marks.join(", "),
-                    ),
+                    insert: format!("INSERT OR IGNORE {into}"),
                 };
                 (spec.table, sql)
             })
