@@ -11,6 +11,7 @@ import datetime
 import glob
 import json
 import os
+import re
 import platform
 import shutil
 import signal
@@ -98,6 +99,8 @@ def fresh_nodes(work, args, name):
         cfg = os.path.join(node, "sedx.toml")
         text = open(cfg, encoding="utf-8").read()
         text = text.replace('window = "02:00-08:00"', 'window = "always"')
+        # Scenario 4 sends one 1 GB batch, four times the default document cap.
+        text = re.sub(r"(?m)^max_expanded_bytes = \d+$", "max_expanded_bytes = 2147483648", text)
         open(cfg, "w", encoding="utf-8").write(text)
     return insp, sup
 

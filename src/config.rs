@@ -36,12 +36,16 @@ pub struct NodeSection {
     /// The watcher rescans this often even without events (events can be lost).
     #[serde(default = "default_scan_secs")]
     pub scan_interval_secs: u64,
-    /// Largest payload (.xml.gz or plain .xml) accepted, in bytes.
+    /// Largest payload (.xml.gz) accepted or pulled, in bytes.
     #[serde(default = "default_max_payload")]
     pub max_payload_bytes: u64,
-    /// Largest decompressed document accepted, in bytes (gzip bombs are refused).
+    /// Largest document (a payload expanded, or a dropped .xml), in bytes.
     #[serde(default = "default_max_expanded")]
     pub max_expanded_bytes: u64,
+    /// Largest ratio of a payload's expanded size to its compressed size (a
+    /// compression bomb expands a thousand times; real batches 5-20 times).
+    #[serde(default = "default_max_ratio")]
+    pub max_expansion_ratio: u64,
     /// When batches are shipped, Asia/Shanghai time (R14): "HH:MM-HH:MM", or
     /// "always". Outside it batches queue; receiving and answering go on.
     #[serde(default = "default_window")]
@@ -138,10 +142,14 @@ fn default_scan_secs() -> u64 {
     10
 }
 fn default_max_payload() -> u64 {
-    1 << 30
+    64 << 20
 }
+/// A real batch of 10,000 records is about 5 MB; 256 MiB holds half a million.
 fn default_max_expanded() -> u64 {
-    4 << 30
+    256 << 20
+}
+fn default_max_ratio() -> u64 {
+    100
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +269,7 @@ impl Config {
                 scan_interval_secs: default_scan_secs(),
                 max_payload_bytes: default_max_payload(),
                 max_expanded_bytes: default_max_expanded(),
+                max_expansion_ratio: default_max_ratio(),
                 window: default_window(),
                 retry_base_secs: default_retry_base(),
                 retry_max_secs: default_retry_max(),
@@ -277,6 +286,15 @@ impl Config {
             rollout: self.rules.rollout.clone(),
             national_agencies: self.rules.national_agencies.clone(),
             today: crate::domain::rules::today_shanghai(),
+        }
+    }
+
+    /// The bounds on expanding and reading a document.
+    pub fn expand_limits(&self) -> crate::validate::ExpandLimits {
+        crate::validate::ExpandLimits {
+            max_bytes: self.node.max_expanded_bytes,
+            max_ratio: self.node.max_expansion_ratio,
+            doc: crate::decode::Limits::default(),
         }
     }
 

@@ -347,8 +347,12 @@ impl<R: BufRead> RecordReader<R> {
                     }
                 }
                 Event::CData(t) => {
+                    // The document is UTF-8 by now (crate::decode); anything else
+                    // is refused, never replaced.
                     if let Some((_, v)) = current.as_mut() {
-                        v.push_str(&String::from_utf8_lossy(&t));
+                        let text = std::str::from_utf8(&t)
+                            .map_err(|_| malformed("a CDATA section that is not UTF-8", pos))?;
+                        v.push_str(text);
                     }
                 }
                 Event::End(_) => match current.take() {

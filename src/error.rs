@@ -21,8 +21,14 @@ pub enum Code {
     SetGzip,
     /// The payload or its expansion exceeds the node's limits.
     SetTooLarge,
+    /// The set failed or crashed the node several times while being processed.
+    SetPoison,
     /// The document carries a DOCTYPE (no DTDs or entities, ever).
     XmlDoctype,
+    /// The document's encoding is not one sedx reads, or its bytes are invalid in it.
+    XmlEncoding,
+    /// A text, attribute, name or comment is longer than the limits allow.
+    XmlLimit,
     /// The document is not well-formed XML.
     XmlMalformed,
     /// The document is not valid against the XSD.
@@ -37,6 +43,12 @@ pub enum Code {
     BatchSequence,
     /// The record count in the header differs from the records present.
     BatchCount,
+    /// A batch id already received with other content, or from another peer.
+    BatchConflict,
+    /// An acknowledgment for a batch that was sent to another peer.
+    AckPeer,
+    /// An acknowledgment naming another payload than the one sent.
+    AckHash,
     /// A record's registration code is malformed.
     RecRegistrationCode,
     /// An organization code has a wrong check character.
@@ -64,7 +76,7 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 33] = [
         Code::SetName,
         Code::SetMarker,
         Code::SetChecksum,
@@ -72,7 +84,10 @@ impl Code {
         Code::SetSigner,
         Code::SetGzip,
         Code::SetTooLarge,
+        Code::SetPoison,
         Code::XmlDoctype,
+        Code::XmlEncoding,
+        Code::XmlLimit,
         Code::XmlMalformed,
         Code::XmlSchema,
         Code::BatchSender,
@@ -80,6 +95,9 @@ impl Code {
         Code::BatchHeader,
         Code::BatchSequence,
         Code::BatchCount,
+        Code::BatchConflict,
+        Code::AckPeer,
+        Code::AckHash,
         Code::RecRegistrationCode,
         Code::RecOrgCode,
         Code::RecCreditCode,
@@ -103,7 +121,10 @@ impl Code {
             Code::SetSigner => "SET-SIGNER",
             Code::SetGzip => "SET-GZIP",
             Code::SetTooLarge => "SET-TOO-LARGE",
+            Code::SetPoison => "SET-POISON",
             Code::XmlDoctype => "XML-DOCTYPE",
+            Code::XmlEncoding => "XML-ENCODING",
+            Code::XmlLimit => "XML-LIMIT",
             Code::XmlMalformed => "XML-MALFORMED",
             Code::XmlSchema => "XML-SCHEMA",
             Code::BatchSender => "BATCH-SENDER",
@@ -111,6 +132,9 @@ impl Code {
             Code::BatchHeader => "BATCH-HEADER",
             Code::BatchSequence => "BATCH-SEQUENCE",
             Code::BatchCount => "BATCH-COUNT",
+            Code::BatchConflict => "BATCH-CONFLICT",
+            Code::AckPeer => "ACK-PEER",
+            Code::AckHash => "ACK-HASH",
             Code::RecRegistrationCode => "REC-REGCODE",
             Code::RecOrgCode => "REC-ORGCODE",
             Code::RecCreditCode => "REC-CREDITCODE",
@@ -170,6 +194,12 @@ pub enum Error {
     HostKey { peer: String, detail: String },
     #[error(transparent)]
     Rejected(#[from] Reject),
+    /// Another sedx process holds the node (a state-changing command is running).
+    #[error("节点正被另一个 sedx 进程使用 / the node is in use by another sedx process ({holder}); stop it first (systemctl stop sedx), or pass --wait to wait for it")]
+    Busy { holder: String },
+    /// The store is missing, empty, damaged or of another node.
+    #[error("store {}: {detail}", path.display())]
+    StoreDamaged { path: PathBuf, detail: String },
     #[error("{0}")]
     Other(String),
 }

@@ -15,6 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The expansion cap used while fuzzing (a gzip bomb must stop here).
 pub const CAP: u64 = 4 << 20;
 
+fn limits() -> validate::ExpandLimits {
+    validate::ExpandLimits {
+        max_bytes: CAP,
+        max_ratio: 100,
+        doc: crate::decode::Limits::default(),
+    }
+}
+
 thread_local! {
     static SCHEMAS: RefCell<Option<Schemas>> = const { RefCell::new(None) };
 }
@@ -55,7 +63,7 @@ pub fn signature(data: &[u8]) {
 pub fn gzip(data: &[u8]) {
     let gz = scratch();
     let out = gz.with_extension("xml");
-    if std::fs::write(&gz, data).is_ok() && validate::expand(&gz, &out, CAP).is_ok() {
+    if std::fs::write(&gz, data).is_ok() && validate::expand(&gz, &out, limits()).is_ok() {
         xml_file(&out);
     }
     let _ = std::fs::remove_file(&gz);

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use sedx::config::Role;
-use sedx::node::Node;
+use sedx::node::{Node, NodeLock};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -20,6 +20,9 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// When another sedx process holds the node, wait for it instead of failing.
+    #[arg(long, global = true)]
+    wait: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -174,7 +177,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sedx: {e:#}");
-            ExitCode::FAILURE
+            if matches!(e.downcast_ref(), Some(sedx::Error::Busy { .. })) {
+                ExitCode::from(EXIT_BUSY)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -183,7 +190,18 @@ fn open(dir: &Path) -> anyhow::Result<Node> {
     Node::open(dir).with_context(|| format!("opening node {}", dir.display()))
 }
 
+/// Open a node for a command that changes it: one such process per node.
+fn open_exclusive(dir: &Path, what: &str, wait: bool) -> anyhow::Result<(NodeLock, Node)> {
+    let lock = sedx::node::lock(dir, what, wait)?;
+    Ok((lock, open(dir)?))
+}
+
+/// Exit status of a command refused because another process holds the node
+/// (EX_TEMPFAIL: try again later).
+const EXIT_BUSY: u8 = 75;
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let wait = cli.wait;
     match cli.cmd {
         Cmd::Init { dir, id, role } => {
             let info = Node::init(&dir, &id, role)?;
@@ -200,7 +218,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Seal { file } => {
-            let mut node = open(&cli.node)?;
+            let (_lock, mut node) = open_exclusive(&cli.node, "seal", wait)?;
             let names = sedx::outbound::seal_file(&mut node, &file, true)?;
             if names.is_empty() {
                 println!(
@@ -234,8 +252,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             let mut schemas = sedx::validate::Schemas::new()?;
             let tmp = tempfile_in(&node.layout.work)?;
-            sedx::validate::expand(&name.payload(dir), &tmp.0, node.cfg.node.max_expanded_bytes)?;
-            let scan = schemas.check(&tmp.0, v.kind)?;
+            sedx::validate::expand(&name.payload(dir), tmp.path(), node.cfg.expand_limits())?;
+            let scan = schemas.check(tmp.path(), v.kind)?;
             println!(
                 "OK {name}: sha256 {} signed by {from} ({}), {} document, {} records",
                 v.digest.sha256_hex(),
@@ -247,19 +265,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Validate { file } => {
             let mut schemas = sedx::validate::Schemas::new()?;
+            // Read as a node reads what it receives: decoded once into a scratch
+            // copy (encoding, limits, no DOCTYPE), then checked.
             let gz = file.extension().is_some_and(|e| e == "gz");
-            let tmp;
-            let path = if gz {
-                tmp = tempfile_in(&std::env::temp_dir())?;
-                sedx::validate::expand(&file, &tmp.0, 4 << 30)?;
-                tmp.0.clone()
-            } else {
-                file.clone()
+            let tmp = tempfile_in(&std::env::temp_dir())?;
+            let limits = sedx::validate::ExpandLimits {
+                max_bytes: 4 << 30,
+                max_ratio: u64::MAX,
+                doc: sedx::decode::Limits::default(),
             };
-            let f = std::fs::File::open(&path).with_context(|| path.display().to_string())?;
+            if gz {
+                sedx::validate::expand(&file, tmp.path(), limits)?;
+            } else {
+                sedx::decode::normalize_file(&file, tmp.path(), limits.doc, limits.max_bytes)?;
+            }
+            let path = tmp.path();
+            let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
             let root = sedx::document::peek_root(std::io::BufReader::new(f))?;
             let kind = root.kind;
-            let scan = schemas.check(&path, kind)?;
+            let scan = schemas.check(path, kind)?;
             println!(
                 "{} is a valid {} document ({} records)",
                 file.display(),
@@ -269,7 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Run { once, now } => {
-            let mut node = open(&cli.node)?;
+            let (_lock, mut node) = open_exclusive(&cli.node, "run", wait)?;
             if once {
                 let r = node.pass_with(now);
                 report(&r);
@@ -302,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Send { now } => {
-            let mut node = open(&cli.node)?;
+            let (_lock, mut node) = open_exclusive(&cli.node, "send", wait)?;
             let r = node.send(now);
             report(&r);
             if !r.errors.is_empty() {
@@ -321,7 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Import { file } => {
-            let mut node = open(&cli.node)?;
+            let (_lock, mut node) = open_exclusive(&cli.node, "import", wait)?;
             let r = sedx::outbound::import_file(&mut node, &file)?;
             println!(
                 "{} record(s) in the register, {} refused (see quarantine/)",
@@ -330,7 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Export { batch_size } => {
-            let mut node = open(&cli.node)?;
+            let (_lock, mut node) = open_exclusive(&cli.node, "export", wait)?;
             let done = sedx::export::export(&mut node, batch_size.max(1))?;
             println!(
                 "{} record(s) in {} batch file(s)",
@@ -482,19 +506,7 @@ fn report(r: &sedx::node::PassReport) {
     }
 }
 
-/// A scratch file removed when dropped.
-struct Scratch(PathBuf);
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn tempfile_in(dir: &Path) -> anyhow::Result<Scratch> {
+fn tempfile_in(dir: &Path) -> anyhow::Result<sedx::fsx::Scratch> {
     std::fs::create_dir_all(dir)?;
-    Ok(Scratch(dir.join(format!(
-        ".sedx-cli-{}-{}.xml",
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    ))))
+    Ok(sedx::fsx::Scratch::new_in(dir, ".sedx-cli"))
 }

@@ -2,7 +2,7 @@
 //! work (receive, seal, ship).
 
 use crate::config::{Config, Layout, Role};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::set::{self, SetName};
 use crate::signature::{self, AllowedSigners};
 use crate::store::Store;
@@ -23,6 +23,8 @@ pub struct Node {
     /// Dropped files known complete from file events (closed after writing, or
     /// renamed into outbound/), filled by the watcher.
     pub(crate) complete: std::collections::HashSet<std::path::PathBuf>,
+    /// Folders in inbound/ of no configured peer, as last reported.
+    pub(crate) strangers_seen: std::collections::BTreeMap<String, usize>,
 }
 
 /// What one pass did.
@@ -49,6 +51,8 @@ pub struct PassReport {
     pub unsettled: u64,
     /// Transport and other failures; the sets concerned stay queued.
     pub errors: Vec<String>,
+    /// Complete sets in inbound folders of no configured peer (not read).
+    pub strangers: u64,
     /// Shipping failed in this pass: it is not tried again until the next.
     pub ship_failed: bool,
 }
@@ -105,7 +109,7 @@ impl Node {
         )?;
         cfg.save(dir)?;
         // The store exists from the start: a local system may write into it (R14).
-        Store::open(&layout.resolve(&cfg.node.store))?;
+        Store::open(&layout.resolve(&cfg.node.store))?.set_node_identity(id)?;
         let host_key_pin = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub")
             .ok()
             .and_then(|t| ssh_key::PublicKey::from_openssh(t.trim()).ok())
@@ -124,7 +128,7 @@ impl Node {
         for p in &cfg.peers {
             crate::fsx::create_dir_all(&layout.inbound.join(&p.id))?;
         }
-        let store = Store::open(&layout.resolve(&cfg.node.store))?;
+        let store = open_store(&layout, &cfg)?;
         let key = signature::load_private_key(&layout.resolve(&cfg.node.signing_key))?;
         let signers = AllowedSigners::load(&layout.resolve(&cfg.node.allowed_signers))?;
         Ok(Node {
@@ -136,6 +140,7 @@ impl Node {
             validator: Validator::start()?,
             links: Default::default(),
             complete: Default::default(),
+            strangers_seen: Default::default(),
         })
     }
 
@@ -227,6 +232,101 @@ impl Node {
     pub fn status(&self) -> Result<String> {
         Ok(crate::status::gather(self)?.text())
     }
+}
+
+/// Open the node's store, refusing one that is missing, empty, damaged or of
+/// another node: a store lost under a node with history would otherwise start
+/// afresh, apply archived batches again and wait forever for the next one.
+fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
+    let path = layout.resolve(&cfg.node.store);
+    let damaged = |detail: String| Error::StoreDamaged {
+        path: path.clone(),
+        detail: format!(
+            "{detail}. 存储已丢失或损坏：请用备份恢复 / restore the node from its latest backup: \
+             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (see docs/operations.md); \
+             a new node is made with `sedx init`"
+        ),
+    };
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => return Err(damaged("is missing".into())),
+        Ok(m) if !m.is_file() => return Err(damaged("is not a regular file".into())),
+        Ok(m) if m.len() == 0 => return Err(damaged("is empty (0 bytes)".into())),
+        Ok(_) => {}
+    }
+    let store = Store::open(&path).map_err(|e| damaged(format!("cannot be opened ({e})")))?;
+    match store.node_identity()? {
+        Some(id) if id == cfg.node.id => {}
+        Some(id) => {
+            return Err(damaged(format!(
+                "belongs to node {id:?}, not {:?}",
+                cfg.node.id
+            )))
+        }
+        None => {
+            // A store of an earlier version learns its node; a blank one under a
+            // node that has exchanged sets is a lost store.
+            let folder_history = [&layout.archive, &layout.sent]
+                .iter()
+                .any(|d| std::fs::read_dir(d).is_ok_and(|mut rd| rd.next().is_some()));
+            if folder_history && !store.has_history()? {
+                return Err(damaged(
+                    "holds no history while archive/ and sent/ do".into(),
+                ));
+            }
+            store.set_node_identity(&cfg.node.id)?;
+        }
+    }
+    Ok(store)
+}
+
+/// The exclusive lock of a node, held by every command that changes it (two
+/// processes working one node would share scratch files and sequence numbers).
+/// Released when dropped, or by the kernel when the process ends.
+pub struct NodeLock {
+    _file: std::fs::File,
+}
+
+/// Take the node's lock; with `wait`, wait for the holder to finish, else fail at
+/// once with [`Error::Busy`] naming the holder.
+pub fn lock(dir: &Path, what: &str, wait: bool) -> Result<NodeLock> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(".lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) if wait => file.lock().at(&path)?,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = crate::text::printable(holder.trim(), 200).into_owned();
+            return Err(Error::Busy {
+                holder: if holder.is_empty() {
+                    "starting".into()
+                } else {
+                    holder
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+    }
+    file.set_len(0).at(&path)?;
+    file.rewind().at(&path)?;
+    let _ = write!(
+        file,
+        "pid {}, `sedx {what}` since {}",
+        std::process::id(),
+        crate::store::now()
+    );
+    Ok(NodeLock { _file: file })
 }
 
 /// Ship what is sealed so far (between the files of a pass).

@@ -30,8 +30,10 @@ fn dropped_files(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>> 
         if set::is_temporary(name) || !name.to_ascii_lowercase().ends_with(".xml") {
             continue;
         }
+        // lstat: a link or a special file is listed too, to be refused (never
+        // followed, never left unreported).
         let meta = entry.metadata().at(entry.path())?;
-        if meta.is_file() {
+        if !meta.is_dir() {
             out.push((entry.path(), meta.len(), meta.modified().ok()));
         }
     }
@@ -331,7 +333,7 @@ fn sift(
                     }
                 }
                 let part = out.parts.entry(peer.clone()).or_insert_with(|| Part {
-                    fragment: work.join(format!("out-{tag}-{peer}.frag")),
+                    fragment: work.join(format!("out-{tag}-{peer}-{}.frag", std::process::id())),
                     writer: None,
                     count: 0,
                 });
@@ -428,22 +430,14 @@ fn set_aside(node: &Node, src_name: &str, from: &str, sifted: &Sifted) -> Result
 /// go into one set per peer in outbound/. The original moves to archive/outbound/
 /// unless `keep_source`.
 pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<SetName>> {
-    let meta = fs::metadata(path).at(path)?;
-    if meta.len() > node.cfg.node.max_payload_bytes {
-        return Err(Reject::new(
-            Code::SetTooLarge,
-            format!(
-                "{} bytes (limit {})",
-                meta.len(),
-                node.cfg.node.max_payload_bytes
-            ),
-        )
-        .into());
-    }
-    // The file is checked (well-formed, no DOCTYPE, then the XSD) on the
+    // One read of the dropped file, into a private UTF-8 copy that the XSD check
+    // and the record reader both read: what is checked is what is sent.
+    let (copy, tag) = take_copy(node, path)?;
+    let work = copy.path();
+    // The copy is checked (well-formed, no DOCTYPE, then the XSD) on the
     // validator's thread while its records are sifted here.
-    let root = crate::validate::peek_root_file(path, DocKind::Batch)?;
-    let pending = node.validator.submit(path, DocKind::Batch);
+    let root = crate::validate::peek_root_file(work, DocKind::Batch)?;
+    let pending = node.validator.submit(work, DocKind::Batch);
     let me = node.id().to_string();
     let from = root.get("from").unwrap_or(&me);
     let to = root.get("to").map(str::to_string);
@@ -471,13 +465,12 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_string();
-    let tag = crate::signature::sha256_file(path)?[..16].to_string();
     let mode = if node.store.drop_seen(&tag)? {
         Mode::Replay
     } else {
         Mode::Send
     };
-    let sifted = sift_checked(node, path, to.as_deref(), &tag, mode, pending)?;
+    let sifted = sift_checked(node, work, to.as_deref(), &tag, mode, pending)?;
     set_aside(node, &src_name, &me, &sifted)?;
     let given_id = root
         .get("id")
@@ -565,6 +558,32 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
     Ok(names.into_iter().map(|(n, _)| n).collect())
 }
 
+/// Copy a dropped file, read once and only if it is a regular file, into the
+/// node's private scratch folder as UTF-8 ([`crate::decode`]); with the first
+/// 16 hex digits of the SHA-256 of the bytes read (the drop's tag).
+fn take_copy(node: &Node, path: &Path) -> Result<(crate::fsx::Scratch, String)> {
+    let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "drop");
+    let mut reader = crate::fsx::HashingReader {
+        inner: crate::fsx::open_regular(path)?,
+        sha256: Default::default(),
+    };
+    {
+        let out = crate::fsx::create_private(scratch.path())?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
+        crate::decode::normalize(
+            BufReader::with_capacity(1 << 20, &mut reader),
+            &mut w,
+            crate::decode::Limits::default(),
+            node.cfg.node.max_expanded_bytes,
+            path,
+        )?;
+        std::io::Write::flush(&mut w).at(scratch.path())?;
+    }
+    use sha2::Digest;
+    let tag = hex::encode(reader.sha256.finalize())[..16].to_string();
+    Ok((scratch, tag))
+}
+
 /// What `sedx import` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
@@ -576,15 +595,16 @@ pub struct Imported {
 /// the exchange starts). The rules apply as for sending; nothing is sent.
 /// Refused records are kept in quarantine/ with their reasons.
 pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
-    crate::validate::peek_root_file(path, DocKind::Batch)?;
-    let pending = node.validator.submit(path, DocKind::Batch);
+    let (copy, _) = take_copy(node, path)?;
+    crate::validate::peek_root_file(copy.path(), DocKind::Batch)?;
+    let pending = node.validator.submit(copy.path(), DocKind::Batch);
     let src_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("import.xml")
         .to_string();
     let me = node.id().to_string();
-    let sifted = sift_checked(node, path, None, "import", Mode::Import, pending)?;
+    let sifted = sift_checked(node, copy.path(), None, "import", Mode::Import, pending)?;
     set_aside(node, &src_name, &me, &sifted)?;
     Ok(Imported {
         applied: sifted.imported,

@@ -11,14 +11,14 @@ use crate::node::{write_reason, Node, PassReport};
 use crate::seal;
 use crate::set::{self, SetName};
 use crate::signature::PayloadDigest;
-use crate::store::{now, AckStatus, JournalEntry};
+use crate::store::{now, AckFacts, AckMatch, AckStatus, JournalEntry};
 use crate::validate;
 use crate::verify::{self, Verified};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How far ahead of the expected sequence number a batch may be held; beyond,
@@ -34,6 +34,7 @@ enum Taken {
 
 /// Process every peer's inbound folder until no held set can move.
 pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
+    report_strangers(node, report)?;
     let peers: Vec<String> = node.cfg.peers.iter().map(|p| p.id.clone()).collect();
     for peer in peers {
         let dir = node.layout.inbound.join(&peer);
@@ -71,17 +72,45 @@ pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
     Ok(())
 }
 
-/// A scratch file for the expanded document of a set.
-fn work_file(node: &Node, peer: &str, name: &SetName) -> PathBuf {
-    let h = hex::encode(&Sha256::digest(format!("{peer}/{name}").as_bytes())[..12]);
-    node.layout.work.join(format!("in-{h}.xml"))
+/// Folders of inbound/ that belong to no configured peer, with the complete sets
+/// in each: nothing there is read, but the operator must hear of it (a peer set
+/// up on one side only, or someone uploading where no one listens).
+pub fn strangers(node: &Node) -> Result<Vec<(String, usize)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(&node.layout.inbound) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).at(&node.layout.inbound),
+    };
+    for entry in rd {
+        let entry = entry.at(&node.layout.inbound)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if node.cfg.peer(&name).is_some() || name.starts_with('.') {
+            continue;
+        }
+        let sets = if entry.file_type().at(entry.path())?.is_dir() {
+            set::list(&entry.path())?.sets.len()
+        } else {
+            0
+        };
+        out.push((name, sets));
+    }
+    out.sort();
+    Ok(out)
 }
 
-struct RemoveOnDrop(PathBuf);
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0); // our scratch copy only
+fn report_strangers(node: &mut Node, report: &mut PassReport) -> Result<()> {
+    let found = strangers(node)?;
+    for (name, sets) in &found {
+        report.strangers += *sets as u64;
+        // Said again whenever the count changes, not on every pass.
+        if node.strangers_seen.get(name) != Some(sets) {
+            tracing::warn!(folder = %crate::text::field(name), sets,
+                "inbound/ holds a folder of no configured peer; its sets are not read (add the peer to sedx.toml or remove the folder)");
+        }
     }
+    node.strangers_seen = found.into_iter().collect();
+    Ok(())
 }
 
 fn take(
@@ -129,13 +158,36 @@ fn take(
         verify: started.elapsed(),
         ..Default::default()
     };
-    let work = work_file(node, peer, name);
-    let _cleanup = RemoveOnDrop(work.clone());
+    // Per process: a second process on the node never shares a scratch file.
+    let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "in");
+    let work = scratch.path().to_path_buf();
     let started = Instant::now();
     let nack = verified.kind == DocKind::Batch;
-    match validate::expand(&name.payload(dir), &work, node.cfg.node.max_expanded_bytes) {
+    match validate::expand(&name.payload(dir), &work, node.cfg.expand_limits()) {
         Ok(_) => {}
         Err(Error::Rejected(rej)) => {
+            // An authentic batch refused for its content still uses up its
+            // sequence number when its header can be read, so the channel goes on.
+            if nack {
+                if let Some(header) = readable_header(node, peer, &work)? {
+                    let expected = node.store.expected_seq(peer)?;
+                    if header.seq == expected {
+                        let arrival = Arrival {
+                            peer,
+                            set_name: name.as_str(),
+                            sha256: &verified.digest.sha256_hex(),
+                        };
+                        use_up(node, peer, dir, name, &header, &arrival, &rej, report)?;
+                        return Ok(Taken::Done);
+                    }
+                    if header.seq > expected && header.seq <= expected + MAX_AHEAD {
+                        // Its turn has not come: refused (and its number used) then.
+                        node.store
+                            .set_held(peer, name.as_str(), header.seq, &header.id)?;
+                        return Ok(Taken::Held(header.seq));
+                    }
+                }
+            }
             quarantine(
                 node,
                 peer,
@@ -245,6 +297,21 @@ fn take_batch(
         sha256: &digest.sha256_hex(),
     };
     if let Some(entry) = node.store.journal(&header.id)? {
+        if entry.peer != peer || !entry.sha256.eq_ignore_ascii_case(arrival.sha256) {
+            // The same id with other content (or from another peer) is not a copy:
+            // answering "duplicate" would hide its records from both sides.
+            let rej = Reject::new(
+                Code::BatchConflict,
+                format!(
+                    "batch id {:?} was received before from {:?} with SHA-256 {}; this file's is {}",
+                    header.id,
+                    entry.peer,
+                    entry.sha256,
+                    arrival.sha256
+                ),
+            );
+            return refuse(node, &mut check, rej, Some(&header), report);
+        }
         // Known batch: never applied twice. The first answer (if a crash took it)
         // is sent as it was; later copies are answered as duplicates.
         let duplicate = entry.acks_sent > 0;
@@ -316,21 +383,7 @@ fn take_batch(
     let entry = match content {
         Ok(entry) => entry,
         Err(Error::Rejected(rej)) => {
-            // Authentic but unusable: the sequence number is used up so the channel
-            // goes on, and the set is kept in quarantine with the reason.
-            let entry = apply::reject_batch(&mut node.store, &header, &arrival, &rej)?;
-            send_ack(node, &entry, false)?;
-            quarantine(
-                node,
-                peer,
-                dir,
-                name,
-                &rej,
-                Some(&header),
-                Some(digest),
-                false,
-                report,
-            )?;
+            use_up(node, peer, dir, name, &header, &arrival, &rej, report)?;
             return Ok(Taken::Done);
         }
         Err(e) => return Err(e),
@@ -348,6 +401,48 @@ fn take_batch(
     crash_point("after-ack");
     set::move_set(name, dir, &node.layout.archive.join(peer))?;
     Ok(Taken::Done)
+}
+
+/// Authentic but unusable: the sequence number is used up so the channel goes
+/// on, the sender is answered, and the set is kept in quarantine with the reason.
+#[allow(clippy::too_many_arguments)]
+fn use_up(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    header: &BatchHeader,
+    arrival: &Arrival<'_>,
+    rej: &Reject,
+    report: &mut PassReport,
+) -> Result<()> {
+    let entry = apply::reject_batch(&mut node.store, header, arrival, rej)?;
+    send_ack(node, &entry, false)?;
+    quarantine(
+        node,
+        peer,
+        dir,
+        name,
+        rej,
+        Some(header),
+        None,
+        false,
+        report,
+    )
+}
+
+/// The header of a batch whose document was refused part way, if it can be read
+/// and belongs to this channel (from this peer, to this node, an id never seen).
+fn readable_header(node: &Node, peer: &str, work: &Path) -> Result<Option<BatchHeader>> {
+    let Ok(root) = validate::peek_root_file(work, DocKind::Batch) else {
+        return Ok(None);
+    };
+    let Ok(header) = BatchHeader::from_root(&root) else {
+        return Ok(None);
+    };
+    let fits =
+        header.from == peer && header.to == node.id() && node.store.journal(&header.id)?.is_none();
+    Ok(fits.then_some(header))
 }
 
 fn take_ack(
@@ -399,18 +494,61 @@ fn take_ack(
         if detail.is_empty() { "" } else { "; " },
         detail
     );
-    let known =
-        node.store
-            .record_ack(doc.batch.as_deref(), &doc.set, doc.status.as_str(), &detail)?;
-    if known {
-        tracing::info!(
+    let facts = AckFacts {
+        peer,
+        batch_id: doc.batch.as_deref(),
+        set_name: &doc.set,
+        sha256: doc.sha256.as_deref(),
+        status: doc.status,
+        detail: &detail,
+    };
+    let refusal = match node.store.record_ack(&facts)? {
+        AckMatch::Recorded => {
+            tracing::info!(
+                peer,
+                batch = %crate::text::field(doc.batch.as_deref().unwrap_or("-")),
+                status = doc.status.as_str(),
+                "acknowledged"
+            );
+            None
+        }
+        AckMatch::Kept(first) => {
+            tracing::warn!(peer, batch = %crate::text::field(doc.batch.as_deref().unwrap_or("-")),
+                status = doc.status.as_str(), kept = first.as_str(),
+                "a later acknowledgment does not change the outcome recorded first");
+            None
+        }
+        AckMatch::Unknown => {
+            tracing::warn!(peer, set = %crate::text::field(&doc.set), "acknowledgment for a set this node has no record of");
+            None
+        }
+        AckMatch::WrongPeer(to) => Some(Reject::new(
+            Code::AckPeer,
+            format!(
+                "acknowledgment from {peer:?} for batch {:?}, which was sent to {to:?}",
+                doc.batch.as_deref().unwrap_or(&doc.set)
+            ),
+        )),
+        AckMatch::WrongHash(sent) => Some(Reject::new(
+            Code::AckHash,
+            format!(
+                "acknowledgment names payload SHA-256 {}, the batch sent was {sent}",
+                doc.sha256.as_deref().unwrap_or("-")
+            ),
+        )),
+    };
+    if let Some(rej) = refusal {
+        return quarantine(
+            node,
             peer,
-            batch = doc.batch.as_deref().unwrap_or("-"),
-            status = doc.status.as_str(),
-            "acknowledged"
+            dir,
+            name,
+            &rej,
+            None,
+            Some(&verified.digest),
+            false,
+            report,
         );
-    } else {
-        tracing::warn!(peer, set = %doc.set, "acknowledgment for a set this node has no record of");
     }
     report.acks_received += 1;
     set::move_set(name, dir, &node.layout.archive.join(peer))?;

@@ -9,7 +9,6 @@ use crate::error::{Error, IoContext, Result};
 use sha2::{Digest, Sha256, Sha512};
 use signature::{Signer, Verifier};
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
@@ -54,7 +53,8 @@ pub const CHUNK: usize = 1 << 20;
 
 /// Feed a file to `each` a chunk at a time, without loading it.
 fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
-    let mut f = File::open(path).at(path)?;
+    // Never through a link: a set's files are read only if they are regular.
+    let mut f = crate::fsx::open_regular(path)?;
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = f.read(&mut buf).at(path)?;

@@ -20,6 +20,14 @@ pub struct Status {
     pub held_back: u64,
     pub deferred_waiting: u64,
     pub quarantine: Vec<QuarantineItem>,
+    /// Folders in inbound/ of no configured peer and the complete sets in each.
+    pub unknown_inbound: Vec<UnknownFolder>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UnknownFolder {
+    pub folder: String,
+    pub sets: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,6 +160,10 @@ pub fn gather(node: &Node) -> Result<Status> {
                 detail: q.detail,
             })
             .collect(),
+        unknown_inbound: crate::receive::strangers(node)?
+            .into_iter()
+            .map(|(folder, sets)| UnknownFolder { folder, sets })
+            .collect(),
     })
 }
 
@@ -236,6 +248,14 @@ impl Status {
             "rules: {} non-statutory report(s) kept home (R15); {} record(s) held back for their category's start (R9), {} still waiting",
             self.kept_home, self.held_back, self.deferred_waiting
         );
+        for u in &self.unknown_inbound {
+            let _ = writeln!(
+                w,
+                "UNKNOWN INBOUND FOLDER inbound/{}: {} set(s) from no configured peer, not read (未配置的对端目录)",
+                crate::text::field(&u.folder),
+                u.sets
+            );
+        }
         let _ = writeln!(w, "quarantine: {} item(s)", self.quarantine.len());
         for q in self.quarantine.iter().take(20) {
             let _ = writeln!(

@@ -100,6 +100,33 @@ pub struct PeerState {
     pub last_ok_at: Option<String>,
 }
 
+/// What an acknowledgment says about which batch it answers.
+#[derive(Debug, Clone)]
+pub struct AckFacts<'a> {
+    /// The peer the acknowledgment arrived from (and is signed by).
+    pub peer: &'a str,
+    pub batch_id: Option<&'a str>,
+    pub set_name: &'a str,
+    /// SHA-256 of the payload the peer received, when it could read one.
+    pub sha256: Option<&'a str>,
+    pub status: AckStatus,
+    pub detail: &'a str,
+}
+
+/// How an acknowledgment matched the batches this node sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckMatch {
+    Recorded,
+    /// A definite outcome was recorded before and stands.
+    Kept(AckStatus),
+    /// No batch of that id or set name was sent.
+    Unknown,
+    /// The batch was sent to another peer (named).
+    WrongPeer(String),
+    /// The batch was sent to this peer with another payload (its hash).
+    WrongHash(String),
+}
+
 /// A set this node sends, and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -180,6 +207,7 @@ CREATE TABLE IF NOT EXISTS discrepancy(
 CREATE TABLE IF NOT EXISTS deferred(
   id INTEGER PRIMARY KEY, peer TEXT NOT NULL, category TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL,
   released_in TEXT);
+CREATE TABLE IF NOT EXISTS node_info(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS exports(
   file TEXT PRIMARY KEY, max_version INTEGER NOT NULL, records INTEGER NOT NULL, at TEXT NOT NULL);
 "#;
@@ -243,6 +271,37 @@ impl Store {
         conn.execute_batch("INSERT OR IGNORE INTO meta(name, value) VALUES('version', 0);")?;
         conn.execute_batch(&record_tables())?;
         Ok(Store { conn })
+    }
+
+    /// The node id this store belongs to, if it has been told.
+    pub fn node_identity(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM node_info WHERE name = 'node_id'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_node_identity(&self, id: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO node_info(name, value) VALUES('node_id', ?1)
+             ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Whether anything was ever received or sent through this store.
+    pub fn has_history(&self) -> Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM journal) OR EXISTS(SELECT 1 FROM outbox)
+                 OR EXISTS(SELECT 1 FROM channel_in) OR EXISTS(SELECT 1 FROM channel_out)",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     // ---- outbound -------------------------------------------------------
@@ -405,33 +464,57 @@ impl Store {
         Ok(())
     }
 
-    /// Record an acknowledgment for a batch we sent. A later "duplicate" never
-    /// overwrites the first definite outcome. Returns false when no batch matches.
-    pub fn record_ack(
-        &self,
-        batch_id: Option<&str>,
-        set_name: &str,
-        status: &str,
-        detail: &str,
-    ) -> Result<bool> {
-        let n = self.conn.execute(
-            "UPDATE outbox SET state = 'acknowledged', ack_status = ?3, ack_detail = ?4, ack_at = ?5
-             WHERE kind = 'batch' AND (batch_id = ?1 OR set_name = ?2)
-               AND (ack_status IS NULL OR ack_status = 'duplicate' OR ?3 <> 'duplicate')",
-            params![batch_id, set_name, status, detail, now()],
+    /// Record an acknowledgment for a batch we sent to `peer`. It must match a
+    /// batch by id (or, for an answer to a set whose header could not be read, by
+    /// set name), sent to that very peer, with the payload hash the answer names.
+    /// A definite outcome is never overwritten: accepted stays accepted; a
+    /// rejection gives way only to an acceptance (a damaged set sent again); a
+    /// "duplicate" never replaces anything definite.
+    pub fn record_ack(&self, ack: &AckFacts<'_>) -> Result<AckMatch> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT set_name, peer, sha256, ack_status FROM outbox
+             WHERE kind = 'batch' AND (CASE WHEN ?1 IS NOT NULL THEN batch_id = ?1 ELSE set_name = ?2 END)",
         )?;
-        if n > 0 {
-            return Ok(true);
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = st
+            .query_map(params![ack.batch_id, ack.set_name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.is_empty() {
+            return Ok(AckMatch::Unknown);
         }
-        let known: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT set_name FROM outbox WHERE kind = 'batch' AND (batch_id = ?1 OR set_name = ?2)",
-                params![batch_id, set_name],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(known.is_some())
+        let to_peer: Vec<_> = rows.iter().filter(|r| r.1 == ack.peer).collect();
+        if to_peer.is_empty() {
+            return Ok(AckMatch::WrongPeer(rows[0].1.clone()));
+        }
+        let same = |stored: &Option<String>| match (stored, ack.sha256) {
+            (Some(s), Some(a)) => s.eq_ignore_ascii_case(a),
+            _ => true,
+        };
+        let Some(row) = to_peer.iter().find(|r| same(&r.2)) else {
+            return Ok(AckMatch::WrongHash(
+                to_peer[0].2.clone().unwrap_or_default(),
+            ));
+        };
+        let current = row.3.as_deref().and_then(AckStatus::parse);
+        let replaces = matches!(
+            (current, ack.status),
+            (None, _)
+                | (Some(AckStatus::Duplicate), _)
+                | (
+                    Some(AckStatus::Rejected),
+                    AckStatus::Accepted | AckStatus::PartiallyAccepted
+                )
+        );
+        if !replaces {
+            return Ok(AckMatch::Kept(current.unwrap_or(ack.status)));
+        }
+        self.conn.execute(
+            "UPDATE outbox SET state = 'acknowledged', ack_status = ?2, ack_detail = ?3, ack_at = ?4
+             WHERE set_name = ?1",
+            params![row.0, ack.status.as_str(), ack.detail, now()],
+        )?;
+        Ok(AckMatch::Recorded)
     }
 
     fn outbox_where(&self, cond: &str, arg: &str) -> Result<Option<OutboxEntry>> {

@@ -15,36 +15,98 @@ use std::time::Duration;
 pub const BATCH_XSD: &str = include_str!("../xsd/batch.xsd");
 pub const ACK_XSD: &str = include_str!("../xsd/ack.xsd");
 
-/// Decompress `gz` into `out`, refusing more than `cap` bytes of output. A
-/// truncated or corrupt stream is refused, not half-read.
-pub fn expand(gz: &Path, out: &Path, cap: u64) -> Result<u64> {
-    if std::fs::metadata(gz).at(gz)?.len() == 0 {
+/// The bounds on expanding a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpandLimits {
+    /// Largest expanded document, in bytes.
+    pub max_bytes: u64,
+    /// Largest ratio of expanded to compressed bytes, checked once a mebibyte
+    /// has come out: real batches expand 5-20 times, a gzip bomb a thousand.
+    pub max_ratio: u64,
+    pub doc: crate::decode::Limits,
+}
+
+/// Counts the compressed bytes consumed, for the expansion ratio.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Refuses to give out more than `ratio` times the compressed bytes read.
+struct RatioGuard<R> {
+    inner: R,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    out: u64,
+    ratio: u64,
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > 1 << 20 && self.out / self.ratio.max(1) > self.compressed.get() {
+            self.tripped.set(true);
+            return Err(std::io::Error::other("expansion ratio exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Decompress `gz` into `out` as one UTF-8 document ([`crate::decode`]),
+/// refusing more than the limits allow while it streams: the expanded size, the
+/// expansion ratio, and the size of every piece of the document. A truncated or
+/// corrupt stream is refused, not half-read.
+pub fn expand(gz: &Path, out: &Path, limits: ExpandLimits) -> Result<u64> {
+    let file = crate::fsx::open_regular(gz)?;
+    if file.metadata().at(gz)?.len() == 0 {
         return Err(Reject::new(Code::SetGzip, "payload is empty").into());
     }
-    let input = BufReader::with_capacity(1 << 20, File::open(gz).at(gz)?);
-    let mut dec = MultiGzDecoder::new(input).take(cap + 1);
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(out).at(out)?);
-    let n = std::io::copy(&mut dec, &mut w).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidInput
-        | std::io::ErrorKind::InvalidData
-        | std::io::ErrorKind::UnexpectedEof => Error::Rejected(Reject::new(
-            Code::SetGzip,
-            format!("payload is not a complete gzip stream: {e}"),
-        )),
-        _ => Error::Io {
-            path: gz.to_path_buf(),
-            source: e,
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let input = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: file,
+            read: compressed.clone(),
         },
-    })?;
-    w.flush().at(out)?;
-    if n > cap {
+    );
+    let dec = RatioGuard {
+        inner: MultiGzDecoder::new(input),
+        compressed,
+        out: 0,
+        ratio: limits.max_ratio,
+        tripped: tripped.clone(),
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, crate::fsx::create_private(out)?);
+    let done = crate::decode::normalize(
+        BufReader::with_capacity(1 << 16, dec),
+        &mut w,
+        limits.doc,
+        limits.max_bytes,
+        gz,
+    );
+    if tripped.get() {
         return Err(Reject::new(
             Code::SetTooLarge,
-            format!("payload expands beyond the limit of {cap} bytes"),
+            format!(
+                "payload expands more than {} times its size (a compression bomb)",
+                limits.max_ratio
+            ),
         )
         .into());
     }
-    Ok(n)
+    let n = done?;
+    w.flush().at(out)?;
+    Ok(n.bytes)
 }
 
 /// Compiled schemas, built once per process.
@@ -82,34 +144,130 @@ impl Schemas {
         Ok(scan)
     }
 
-    /// XSD validation of a file that has passed [`scan_file`].
+    /// XSD validation of a file that has passed [`scan_file`]. libxml2 reads it
+    /// with its text reader under options of our choosing: no network, no DTD
+    /// loaded, no entity substituted, no recovery, no "huge" relaxation of its
+    /// own limits; a DOCTYPE node, should one ever get this far, is refused.
     pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<()> {
+        use libxml::bindings as xml;
+        use std::ffi::{c_void, CString};
         let ctx = match kind {
             DocKind::Batch => &mut self.batch,
             DocKind::Ack => &mut self.ack,
         };
-        let path_str = path
+        let c_path = path
             .to_str()
-            .filter(|s| !s.contains('\0'))
+            .and_then(|s| CString::new(s).ok())
             .ok_or_else(|| Error::Other(format!("{} is not a usable path", path.display())))?;
-        ctx.validate_file(path_str).map_err(|errs| {
-            let first = errs.first();
-            let detail = match first {
-                Some(e) => format!(
-                    "line {}, column {}: {}",
-                    e.line.unwrap_or(0),
-                    e.col.unwrap_or(0),
-                    e.message.as_deref().unwrap_or("invalid").trim()
-                ),
-                None => "invalid against the XSD".to_string(),
-            };
-            let more = if errs.len() > 1 {
-                format!(" (and {} more)", errs.len() - 1)
-            } else {
-                String::new()
-            };
-            Error::Rejected(Reject::new(Code::XmlSchema, format!("{detail}{more}")))
-        })
+        let options = (xml::xmlParserOption_XML_PARSE_NONET
+            | xml::xmlParserOption_XML_PARSE_NOCDATA
+            | xml::xmlParserOption_XML_PARSE_BIG_LINES) as i32;
+        let mut errors = Errors::default();
+        let (outcome, doctype) = unsafe {
+            let reader = xml::xmlReaderForFile(c_path.as_ptr(), c"UTF-8".as_ptr(), options);
+            if reader.is_null() {
+                return Err(Error::Other(format!(
+                    "libxml2 cannot open {}",
+                    path.display()
+                )));
+            }
+            errors.reader = reader;
+            xml::xmlTextReaderSetStructuredErrorHandler(
+                reader,
+                Some(collect_error),
+                &mut errors as *mut Errors as *mut c_void,
+            );
+            let mut outcome = -1;
+            let mut doctype = false;
+            if xml::xmlTextReaderSchemaValidateCtxt(reader, ctx.as_ptr(), 0) == 0 {
+                loop {
+                    outcome = xml::xmlTextReaderRead(reader);
+                    if outcome != 1 {
+                        break;
+                    }
+                    // XML_READER_TYPE_DOCUMENT_TYPE
+                    if xml::xmlTextReaderNodeType(reader) == 10 {
+                        doctype = true;
+                        break;
+                    }
+                }
+                if outcome == 0 && xml::xmlTextReaderIsValid(reader) != 1 {
+                    outcome = -1;
+                }
+                xml::xmlTextReaderSchemaValidateCtxt(reader, std::ptr::null_mut(), 0);
+            }
+            xml::xmlFreeTextReader(reader);
+            (outcome, doctype)
+        };
+        if doctype {
+            return Err(Reject::new(
+                Code::XmlDoctype,
+                "document has a DOCTYPE; DTDs and entities are never accepted",
+            )
+            .into());
+        }
+        if outcome == 0 && errors.list.is_empty() {
+            return Ok(());
+        }
+        let detail = match errors.list.first() {
+            Some((line, col, msg)) => format!(
+                "line {line}, column {col}: {}",
+                crate::text::printable(msg.trim(), 300)
+            ),
+            None => "invalid against the XSD".to_string(),
+        };
+        let more = if errors.count > 1 {
+            format!(" (and {} more)", errors.count - 1)
+        } else {
+            String::new()
+        };
+        Err(Reject::new(Code::XmlSchema, format!("{detail}{more}")).into())
+    }
+}
+
+/// libxml2's messages about one document: the first few, and how many.
+struct Errors {
+    list: Vec<(i32, i32, String)>,
+    count: usize,
+    /// The reader, for the column the parser has reached (schema errors carry none).
+    reader: libxml::bindings::xmlTextReaderPtr,
+}
+
+impl Default for Errors {
+    fn default() -> Self {
+        Errors {
+            list: Vec::new(),
+            count: 0,
+            reader: std::ptr::null_mut(),
+        }
+    }
+}
+
+unsafe extern "C" fn collect_error(
+    user: *mut std::ffi::c_void,
+    error: libxml::bindings::xmlErrorPtr,
+) {
+    if user.is_null() || error.is_null() {
+        return;
+    }
+    // SAFETY: `user` is the `Errors` of the validate call under way (the reader
+    // that calls back lives only inside it), `error` a valid libxml2 error.
+    let errors = unsafe { &mut *(user as *mut Errors) };
+    let error = unsafe { &*error };
+    errors.count += 1;
+    if errors.list.len() < 5 {
+        let msg = if error.message.is_null() {
+            String::new()
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(error.message) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut column = error.int2;
+        if column == 0 && !errors.reader.is_null() {
+            column = unsafe { libxml::bindings::xmlTextReaderGetParserColumnNumber(errors.reader) };
+        }
+        errors.list.push((error.line, column, msg));
     }
 }
 

@@ -111,5 +111,5 @@ fn a_declaration_that_lies_is_refused() {
     let r = p.pass(&p.insp);
     assert_eq!((r.sealed, r.quarantined), (0, 1));
     let reason = fs::read_to_string(p.insp.join("quarantine/lies.reason.txt")).unwrap();
-    assert!(reason.starts_with("XML-MALFORMED"), "{reason}");
+    assert!(reason.starts_with("XML-ENCODING"), "{reason}");
 }

@@ -155,10 +155,16 @@ fn connection_cut_mid_file_resumes_where_it_stopped() {
         .map(|_| b'a' + (rng.next_u64() % 26) as u8)
         .collect();
     let tail = xml.split_off(at);
-    xml.extend_from_slice(b"<!-- ");
-    xml.extend_from_slice(&bulk);
-    xml.extend_from_slice(b" -->");
+    // In comments of 8 KiB: no piece of a document may exceed the limits.
+    for piece in bulk.chunks(8 << 10) {
+        xml.extend_from_slice(b"<!-- ");
+        xml.extend_from_slice(piece);
+        xml.extend_from_slice(b" -->\n");
+    }
     xml.extend_from_slice(&tail);
+    let mut cfg = sedx::config::Config::load(&p.sup).unwrap();
+    cfg.node.max_payload_bytes = 256 << 20;
+    cfg.save(&p.sup).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     std::io::Write::write_all(&mut gz, &xml).unwrap();
     let name = plant_in(&staging, "large", &gz.finish().unwrap(), &key);

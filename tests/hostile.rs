@@ -196,13 +196,14 @@ fn gzip_bomb_is_refused_not_swallowed() {
     cfg.save(&p.sup).unwrap();
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(header(1, SUP, 0).as_bytes()).unwrap();
-    let spaces = vec![b' '; 1 << 20];
+    // Well-formed records under every other limit, 64 MiB of them.
+    let records = RECORD.repeat((1 << 20) / RECORD.len());
     for _ in 0..64 {
-        e.write_all(&spaces).unwrap();
+        e.write_all(records.as_bytes()).unwrap();
     }
     e.write_all(b"</batch>").unwrap();
     let gz = e.finish().unwrap();
-    assert!(gz.len() < 200_000);
+    assert!(gz.len() * 200 < 64 << 20, "{} bytes", gz.len());
     let name = plant(&p, "bomb", &gz, &insp_key(&p));
     assert_refused(&p, &name, "SET-TOO-LARGE");
     let work = files_in(&p.sup.join(".work"));
