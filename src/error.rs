@@ -204,6 +204,37 @@ pub enum Error {
     Other(String),
 }
 
+impl Error {
+    /// A failure of the machine (a full disk, a busy or read-only store, a peer
+    /// out of reach), not of the item being worked on: it does not count
+    /// against the item.
+    pub fn is_environmental(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                K::StorageFull
+                    | K::QuotaExceeded
+                    | K::ReadOnlyFilesystem
+                    | K::PermissionDenied
+                    | K::Interrupted
+                    | K::WouldBlock
+            ),
+            Error::Store(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::SystemIoFailure
+            ),
+            Error::Transport { .. } | Error::HostKey { .. } | Error::Busy { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Attach a path to an I/O error.

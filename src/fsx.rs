@@ -19,7 +19,7 @@ fn parent(path: &Path) -> &Path {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_name(path);
     {
-        let mut f = File::create(&tmp).at(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(bytes).at(&tmp)?;
         f.sync_all().at(&tmp)?;
     }
@@ -64,11 +64,23 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Durable copy: to a temporary name, fsync, then rename.
+/// Durable copy of a regular file (never through a link): to a temporary name,
+/// fsync, then rename; the copy is 0600 whatever the umask.
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
+    copy_with_mode(from, to, 0o600)
+}
+
+/// [`copy`] with the mode the copy gets (0640 where a peer's account reads it).
+pub fn copy_with_mode(from: &Path, to: &Path, mode: u32) -> Result<()> {
     let tmp = temp_name(to);
-    fs::copy(from, &tmp).at(from)?;
-    File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
+    let mut src = open_regular(from)?;
+    {
+        let mut dst = create_private(&tmp)?;
+        std::io::copy(&mut src, &mut dst).at(&tmp)?;
+        dst.set_permissions(fs::Permissions::from_mode(mode))
+            .at(&tmp)?;
+        dst.sync_all().at(&tmp)?;
+    }
     fs::rename(&tmp, to).at(to)?;
     sync_dir(parent(to))
 }

@@ -224,7 +224,7 @@ impl Node {
                 )));
             }
         }
-        set::copy_set(&name, &dir, &self.layout.outbound)?;
+        set::copy_set(&name, &dir, &self.layout.outbound, 0o600)?;
         Ok(name)
     }
 

@@ -81,8 +81,32 @@ pub fn seal_dropped(
             continue;
         }
         complete.remove(&path);
+        // Counted durably before the work: a drop that stops the process (killed
+        // for memory, a crash) or fails a few times is put aside.
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let attempts = node.store.begin_attempt("out", &file)?;
+        if attempts > crate::receive::MAX_ATTEMPTS {
+            let rej = Reject::new(
+                Code::SetPoison,
+                format!(
+                    "sealing this file stopped the node or failed {} times; put aside",
+                    attempts - 1
+                ),
+            );
+            quarantine_plain(node, &path, &rej)?;
+            node.store.end_attempt("out", &file)?;
+            report.quarantined += 1;
+            continue;
+        }
         let started = std::time::Instant::now();
-        match seal_file(node, &path, false) {
+        let sealed = seal_file(node, &path, false);
+        if !matches!(&sealed, Err(e) if !e.is_environmental() && !matches!(e, Error::Rejected(_))) {
+            node.store.end_attempt("out", &file)?;
+        }
+        match sealed {
             Ok(names) => {
                 report.sealed += names.len() as u64;
                 let seal_ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -37,12 +37,34 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
                     .is_some_and(|_| name.payload(&local).exists() && name.sig(&local).exists());
                 if !stored {
                     let mut resumed = 0;
-                    for file in [
-                        name.payload_file(),
-                        format!("{name}{}", crate::set::SIG),
-                        format!("{name}{}", crate::set::MARKER),
+                    for (file, max) in [
+                        (name.payload_file(), node.cfg.node.max_payload_bytes),
+                        (format!("{name}{}", crate::set::SIG), crate::set::SMALL_FILE_MAX),
+                        (format!("{name}{}", crate::set::MARKER), crate::set::SMALL_FILE_MAX),
                     ] {
-                        resumed += link.get(&remote, &file, &local)?;
+                        match link.get(&remote, &file, &local, max) {
+                            Ok(n) => resumed += n,
+                            Err(crate::error::Error::Rejected(rej)) => {
+                                // Too large to fetch: put aside at the hub, so it
+                                // never blocks what waits behind it.
+                                tracing::warn!(peer = %peer.id, set = %name, code = rej.code.as_str(), detail = %rej.detail, "not pulled");
+                                node.store.log_quarantine(
+                                    Some(&peer.id),
+                                    name.as_str(),
+                                    rej.code,
+                                    &rej.detail,
+                                    &format!("{remote} (at the hub, removed)"),
+                                )?;
+                                link.remove_set(&remote, &name)?;
+                                report.quarantined += 1;
+                                resumed = u64::MAX;
+                                break;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if resumed == u64::MAX {
+                        continue;
                     }
                     if resumed > 0 {
                         tracing::info!(peer = %peer.id, set = %name, resumed, "download resumed");

@@ -113,7 +113,111 @@ fn report_strangers(node: &mut Node, report: &mut PassReport) -> Result<()> {
     Ok(())
 }
 
+/// How many times work on one set may stop the process, or fail, before the
+/// set is put aside (SET-POISON) so that it blocks nothing else.
+pub const MAX_ATTEMPTS: u64 = 3;
+
+/// Take one set, counting the attempt durably first: a set that has stopped the
+/// node (killed for memory, a crash) or failed [`MAX_ATTEMPTS`] times is put
+/// aside instead of tried again.
 fn take(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    report: &mut PassReport,
+) -> Result<Taken> {
+    let place = format!("in:{peer}");
+    let attempts = node.store.begin_attempt(&place, name.as_str())?;
+    let poisoned = attempts > MAX_ATTEMPTS;
+    let taken = if poisoned {
+        put_aside(node, peer, dir, name, attempts - 1, report)
+    } else {
+        take_set(node, peer, dir, name, report)
+    };
+    let keep_count = match &taken {
+        // A failure of this set (not of the disk or the store) counts.
+        Err(e) => !e.is_environmental(),
+        // Put aside but held for its turn: it is put aside again then.
+        Ok(Taken::Held(_)) => poisoned,
+        Ok(Taken::Done) => false,
+    };
+    if !keep_count {
+        node.store.end_attempt(&place, name.as_str())?;
+    }
+    taken
+}
+
+/// A set that stopped the node or failed too often: only bounded steps are
+/// taken (the signature, the first 64 KiB of the document for its header), so
+/// that an authentic batch still uses up its sequence number and is answered.
+fn put_aside(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    tries: u64,
+    report: &mut PassReport,
+) -> Result<Taken> {
+    let rej = Reject::new(
+        Code::SetPoison,
+        format!(
+            "processing this set stopped the node or failed {tries} times; put aside so that it blocks nothing else"
+        ),
+    );
+    tracing::error!(peer, set = %name, tries, "a set that keeps stopping the node is put aside");
+    let verified = match verify::verify_set(
+        dir,
+        name,
+        peer,
+        &node.signers,
+        node.cfg.node.max_payload_bytes,
+    ) {
+        Ok(v) => v,
+        Err(why) => {
+            quarantine(node, peer, dir, name, &why, None, None, true, report)?;
+            return Ok(Taken::Done);
+        }
+    };
+    let is_batch = verified.kind == DocKind::Batch;
+    if is_batch {
+        let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "poison");
+        let mut limits = node.cfg.expand_limits();
+        limits.max_bytes = 64 << 10;
+        let _ = validate::expand(&name.payload(dir), scratch.path(), limits);
+        if let Some(header) = readable_header(node, peer, scratch.path())? {
+            let expected = node.store.expected_seq(peer)?;
+            if header.seq == expected {
+                let arrival = Arrival {
+                    peer,
+                    set_name: name.as_str(),
+                    sha256: &verified.digest.sha256_hex(),
+                };
+                use_up(node, peer, dir, name, &header, &arrival, &rej, report)?;
+                return Ok(Taken::Done);
+            }
+            if header.seq > expected && header.seq <= expected + MAX_AHEAD {
+                node.store
+                    .set_held(peer, name.as_str(), header.seq, &header.id)?;
+                return Ok(Taken::Held(header.seq));
+            }
+        }
+    }
+    quarantine(
+        node,
+        peer,
+        dir,
+        name,
+        &rej,
+        None,
+        Some(&verified.digest),
+        is_batch,
+        report,
+    )?;
+    Ok(Taken::Done)
+}
+
+fn take_set(
     node: &mut Node,
     peer: &str,
     dir: &Path,
@@ -146,7 +250,7 @@ fn take(
         Err(rej) => {
             // An unauthenticated set: we cannot tell a batch from an ack, so answer
             // unless its (claimed) signature namespace says it is an ack.
-            let is_ack = std::fs::read(name.sig(dir))
+            let is_ack = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
                 .ok()
                 .and_then(|b| crate::signature::ParsedSig::parse(&b).ok())
                 .is_some_and(|s| s.namespace() == "sedx-ack");

@@ -119,22 +119,27 @@ impl Marker {
 
 /// Read a small file, refusing anything larger than `max` (or not a regular file).
 pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, Reject> {
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|e| Reject::new(Code::SetMarker, format!("{}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(Reject::new(
-            Code::SetName,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    if meta.len() > max {
+    use std::io::Read;
+    // Messages name the file only: they travel in negative acknowledgments.
+    let label = fsx::file_label(path);
+    let file = fsx::open_regular(path).map_err(|e| match e {
+        crate::error::Error::Rejected(r) => r,
+        crate::error::Error::Io { source, .. } => {
+            Reject::new(Code::SetMarker, format!("{label}: {source}"))
+        }
+        e => Reject::new(Code::SetMarker, format!("{label}: {e}")),
+    })?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Reject::new(Code::SetMarker, format!("{label}: {e}")))?;
+    if bytes.len() as u64 > max {
         return Err(Reject::new(
             Code::SetTooLarge,
-            format!("{} is {} bytes (limit {max})", path.display(), meta.len()),
+            format!("{label} is larger than {max} bytes"),
         ));
     }
-    std::fs::read(path)
-        .map_err(|e| Reject::new(Code::SetMarker, format!("{}: {e}", path.display())))
+    Ok(bytes)
 }
 
 /// Sets in `dir` whose marker is present, in name order.
@@ -240,10 +245,11 @@ pub fn move_into(name: &SetName, src: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copy a set into `dst` for shipping again (marker last, so it is taken complete).
-pub fn copy_set(name: &SetName, src: &Path, dst: &Path) -> Result<()> {
+/// Copy a set into `dst` (marker last, so it is taken complete), the copies
+/// with file mode `mode`.
+pub fn copy_set(name: &SetName, src: &Path, dst: &Path, mode: u32) -> Result<()> {
     for (from, into) in name.files(src).iter().zip(name.files(dst)) {
-        fsx::copy(from, &into)?;
+        fsx::copy_with_mode(from, &into, mode)?;
     }
     Ok(())
 }

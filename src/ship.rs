@@ -11,7 +11,6 @@ use base64::Engine;
 use flate2::bufread::MultiGzDecoder;
 use ssh2::{HashType, MethodType, OpenFlags, OpenType, Session, Sftp};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -139,7 +138,10 @@ impl Link {
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| err(format!("{} has no usable name", local.display())))?;
-        let size = std::fs::metadata(local)
+        // Opened once, never through a link; what is sent is this open file.
+        let mut src = crate::fsx::open_regular(local)?;
+        let size = src
+            .metadata()
             .map_err(|e| err(format!("{}: {e}", local.display())))?
             .len();
         let final_path = self.remote(name);
@@ -152,13 +154,11 @@ impl Link {
             .filter(|&s| s <= size);
         let resumed = already.unwrap_or(0);
         {
-            let mut src =
-                File::open(local).map_err(|e| err(format!("{}: {e}", local.display())))?;
             let mut dst = match already {
                 Some(offset) => {
                     let mut f = self
                         .sftp
-                        .open_mode(&tmp_path, OpenFlags::WRITE, 0o644, OpenType::File)
+                        .open_mode(&tmp_path, OpenFlags::WRITE, 0o640, OpenType::File)
                         .map_err(|e| err(format!("reopen {}: {e}", tmp_path.display())))?;
                     f.seek(SeekFrom::Start(offset))
                         .map_err(|e| err(format!("seek: {e}")))?;
@@ -168,7 +168,12 @@ impl Link {
                 }
                 None => self
                     .sftp
-                    .create(&tmp_path)
+                    .open_mode(
+                        &tmp_path,
+                        OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                        0o640,
+                        OpenType::File,
+                    )
                     .map_err(|e| err(format!("create {}: {e}", tmp_path.display())))?,
             };
             let mut buf = vec![0u8; WRITE_SIZE];
@@ -216,7 +221,7 @@ impl Link {
     /// Download one remote file into `local_dir` under a dot-name, continuing a
     /// download cut off earlier, then fsync and rename it into place. Returns the
     /// bytes resumed.
-    pub fn get(&self, remote_dir: &str, name: &str, local_dir: &Path) -> Result<u64> {
+    pub fn get(&self, remote_dir: &str, name: &str, local_dir: &Path, max: u64) -> Result<u64> {
         let err = |what: String| transport(&self.peer, what);
         let remote = Path::new(remote_dir).join(name);
         let size = self
@@ -225,6 +230,16 @@ impl Link {
             .map_err(|e| err(format!("stat {}: {e}", remote.display())))?
             .size
             .unwrap_or(0);
+        let too_large = || -> Error {
+            Reject::new(
+                Code::SetTooLarge,
+                format!("{name} is larger than the limit of {max} bytes; not downloaded"),
+            )
+            .into()
+        };
+        if size > max {
+            return Err(too_large());
+        }
         let tmp = local_dir.join(format!(".{name}.part"));
         let already = std::fs::metadata(&tmp)
             .ok()
@@ -246,12 +261,20 @@ impl Link {
         dst.seek(SeekFrom::Start(resumed))
             .map_err(|e| err(format!("seek: {e}")))?;
         let mut buf = vec![0u8; WRITE_SIZE];
+        let mut total = resumed;
         loop {
             let n = src
                 .read(&mut buf)
                 .map_err(|e| err(format!("read {}: {e}", remote.display())))?;
             if n == 0 {
                 break;
+            }
+            // The file may grow while it is read: the limit holds all the same.
+            total += n as u64;
+            if total > max {
+                drop(dst);
+                let _ = std::fs::remove_file(&tmp); // our own partial download
+                return Err(too_large());
             }
             dst.write_all(&buf[..n])
                 .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
@@ -301,8 +324,10 @@ pub struct Routing {
 }
 
 pub fn routing(name: &SetName, dir: &Path) -> Result<Routing, Reject> {
-    let f = File::open(name.payload(dir))
-        .map_err(|e| Reject::new(Code::SetMarker, format!("payload: {e}")))?;
+    let f = crate::fsx::open_regular(&name.payload(dir)).map_err(|e| match e {
+        Error::Rejected(r) => r,
+        e => Reject::new(Code::SetMarker, format!("payload: {e}")),
+    })?;
     let root = document::peek_root(BufReader::new(MultiGzDecoder::new(BufReader::new(f))))?;
     let to = root
         .get("to")
@@ -341,6 +366,19 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             }
             continue;
         }
+        // Only what this node signed leaves it, and only from regular files:
+        // anything that writes into outbound/ may submit data, never make the
+        // node send its keys or anything else it can read.
+        if let Err(rej) = crate::verify::verify_set(
+            &out,
+            &name,
+            node.id(),
+            &node.signers,
+            node.cfg.node.max_payload_bytes,
+        ) {
+            refuse_outgoing(node, &name, &rej, report)?;
+            continue;
+        }
         match routing(&name, &out) {
             Ok(r) if r.kind == DocKind::Batch && !window_open => {
                 // Outside the exchange window batches queue (R14); answers still go.
@@ -373,7 +411,8 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             );
             crate::fsx::create_dir_all(&dir)?;
             for (name, routing) in sets {
-                set::copy_set(&name, &out, &dir)?;
+                // The peer's account reads them there (its group): 0640.
+                set::copy_set(&name, &out, &dir, 0o640)?;
                 crash_point("after-upload");
                 shipped(node, &peer_id, &name, &routing, report)?;
             }
@@ -445,6 +484,32 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             node.store.transport_ok(&peer_id)?;
         }
     }
+    Ok(())
+}
+
+/// A set in outbound/ that this node did not sign, or whose files are not
+/// regular files, goes to quarantine/outbound/ with its reason; nothing of it is
+/// read further.
+fn refuse_outgoing(
+    node: &mut Node,
+    name: &SetName,
+    rej: &Reject,
+    report: &mut PassReport,
+) -> Result<()> {
+    tracing::warn!(set = %name, code = rej.code.as_str(), detail = %rej.detail,
+        "a set in outbound/ is not one this node sealed; quarantined, not sent");
+    let qdir = node.layout.quarantine.join("outbound");
+    let to = set::destination(name, &node.layout.outbound, &qdir);
+    crate::node::write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
+    set::move_into(name, &node.layout.outbound, &to)?;
+    node.store.log_quarantine(
+        None,
+        name.as_str(),
+        rej.code,
+        &rej.detail,
+        &to.display().to_string(),
+    )?;
+    report.quarantined += 1;
     Ok(())
 }
 

@@ -207,6 +207,8 @@ CREATE TABLE IF NOT EXISTS discrepancy(
 CREATE TABLE IF NOT EXISTS deferred(
   id INTEGER PRIMARY KEY, peer TEXT NOT NULL, category TEXT NOT NULL, due TEXT NOT NULL, xml TEXT NOT NULL,
   released_in TEXT);
+CREATE TABLE IF NOT EXISTS attempts(place TEXT NOT NULL, name TEXT NOT NULL, count INTEGER NOT NULL,
+  PRIMARY KEY(place, name));
 CREATE TABLE IF NOT EXISTS node_info(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS exports(
   file TEXT PRIMARY KEY, max_version INTEGER NOT NULL, records INTEGER NOT NULL, at TEXT NOT NULL);
@@ -290,6 +292,27 @@ impl Store {
             "INSERT INTO node_info(name, value) VALUES('node_id', ?1)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
             [id],
+        )?;
+        Ok(())
+    }
+
+    /// Count one more attempt at an item (a received set, a dropped file) before
+    /// any work on it starts, durably: an item that stops the process (killed
+    /// for memory, a crash) is known on the next start. Returns the count.
+    pub fn begin_attempt(&self, place: &str, name: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "INSERT INTO attempts(place, name, count) VALUES(?1, ?2, 1)
+             ON CONFLICT(place, name) DO UPDATE SET count = count + 1 RETURNING count",
+            params![place, name],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The item's work ended (whatever its outcome): its count starts afresh.
+    pub fn end_attempt(&self, place: &str, name: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM attempts WHERE place = ?1 AND name = ?2",
+            params![place, name],
         )?;
         Ok(())
     }

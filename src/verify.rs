@@ -55,8 +55,15 @@ pub fn verify_set(
             format!("payload is {} bytes (limit {max_payload})", meta.len()),
         ));
     }
-    let sig_bytes = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
-        .map_err(|r| Reject::new(Code::SetSignature, format!("signature: {}", r.detail)))?;
+    let sig_bytes = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX).map_err(|r| {
+        // A link or special file stays SET-NAME; anything else is the signature's.
+        let code = if r.code == Code::SetName {
+            Code::SetName
+        } else {
+            Code::SetSignature
+        };
+        Reject::new(code, format!("signature: {}", r.detail))
+    })?;
     let sig =
         ParsedSig::parse(&sig_bytes).map_err(|e| Reject::new(Code::SetSignature, e.to_string()))?;
     let kind = DocKind::from_sig_namespace(sig.namespace()).ok_or_else(|| {

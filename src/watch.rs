@@ -26,6 +26,7 @@ pub fn run(
             .watch(dir, RecursiveMode::Recursive)
             .map_err(|e| Error::Other(format!("watch {}: {e}", dir.display())))?;
     }
+    tracing::info!(node = node.id(), "watching outbound/ and inbound/");
     let interval = Duration::from_secs(node.cfg.node.scan_interval_secs.max(1));
     let settle = Duration::from_millis(node.cfg.node.settle_ms.max(50));
     while !stop() {

@@ -142,10 +142,24 @@ fn a_file_renamed_into_outbound_is_taken_without_waiting_out_the_settle_time() {
         .arg("--node")
         .arg(&p.insp)
         .args(["run", "--now"])
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500)); // the watcher is up
+    // Wait until the watcher is up (it says so), then keep draining its log.
+    let log = std::io::BufReader::new(run.stderr.take().unwrap());
+    let (up_tx, up) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in log.lines().map_while(Result::ok) {
+            if line.contains("watching outbound/") {
+                let _ = up_tx.send(());
+            }
+        }
+    });
+    up.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the watcher came up");
+    // Its first pass (an empty outbound) is over by then.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let tmp = p.insp.join("b.xml.partial");
     fs::write(&tmp, sample_batch()).unwrap();
     fs::rename(&tmp, p.insp.join("outbound/b.xml")).unwrap();

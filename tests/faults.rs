@@ -162,9 +162,11 @@ fn connection_cut_mid_file_resumes_where_it_stopped() {
         xml.extend_from_slice(b" -->\n");
     }
     xml.extend_from_slice(&tail);
-    let mut cfg = sedx::config::Config::load(&p.sup).unwrap();
-    cfg.node.max_payload_bytes = 256 << 20;
-    cfg.save(&p.sup).unwrap();
+    for node in [&p.insp, &p.sup] {
+        let mut cfg = sedx::config::Config::load(node).unwrap();
+        cfg.node.max_payload_bytes = 256 << 20;
+        cfg.save(node).unwrap();
+    }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     std::io::Write::write_all(&mut gz, &xml).unwrap();
     let name = plant_in(&staging, "large", &gz.finish().unwrap(), &key);

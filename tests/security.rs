@@ -369,3 +369,418 @@ fn sets_in_an_inbound_folder_of_no_peer_are_reported() {
     assert_eq!(v["unknown_inbound"][0]["sets"], 1);
     assert_eq!(p.pass(&p.sup).strangers, 1);
 }
+
+// ---- 2. Links and foreign sets in outbound ----------------------------------
+
+/// A sealed set made in a staging folder, its files then put into `out`.
+fn staged_set(p: &Pair, name: &str, key: &ssh_key::PrivateKey) -> (SetName, std::path::PathBuf) {
+    let staging = p.tmp.path().join("staging");
+    fs::create_dir_all(&staging).unwrap();
+    let xml = wire_batch(INSP, SUP, 1, &[&equipment_record(1)]);
+    (
+        plant_in(&staging, name, &gzip(xml.as_bytes()), key),
+        staging,
+    )
+}
+
+/// Whether any file under `dir` holds exactly `secret`.
+fn holds(dir: &Path, secret: &[u8]) -> bool {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| fs::read(e.path()).is_ok_and(|b| b == secret))
+}
+
+#[test]
+fn links_to_secrets_in_a_dropped_set_are_never_followed_or_sent() {
+    let p = Pair::new();
+    let out = p.insp.join("outbound");
+    let key = key_of(&p.insp);
+    let secret = fs::read(p.insp.join("keys/signing_ed25519")).unwrap();
+    // Three complete sets, each with one part a link to a secret of the node.
+    for (i, part) in ["payload", "sig", "marker"].iter().enumerate() {
+        let (name, staging) = staged_set(&p, &format!("evil-{part}"), &key);
+        for (k, (from, to)) in name
+            .files(&staging)
+            .iter()
+            .zip(name.files(&out))
+            .enumerate()
+        {
+            if k == i {
+                std::os::unix::fs::symlink(p.insp.join("keys/signing_ed25519"), &to).unwrap();
+            } else {
+                fs::rename(from, &to).unwrap();
+            }
+        }
+    }
+    // And a plain drop that is a link to the store.
+    std::os::unix::fs::symlink(p.insp.join("sedx.toml"), out.join("config.xml")).unwrap();
+    let r = p.pass(&p.insp);
+    assert_eq!((r.shipped, r.quarantined), (0, 4), "{r:?}");
+    assert!(
+        files_in(&p.sup_inbound()).is_empty(),
+        "nothing reached the peer"
+    );
+    assert!(!holds(&p.sup, &secret), "the key is nowhere at the peer");
+    for part in ["payload", "sig", "marker"] {
+        let reason = fs::read_to_string(
+            p.insp
+                .join("quarantine/outbound")
+                .join(format!("evil-{part}.reason.txt")),
+        )
+        .unwrap();
+        assert!(reason.starts_with("SET-NAME"), "{part}: {reason}");
+        assert!(
+            !reason.contains(p.insp.to_str().unwrap()),
+            "no local path: {reason}"
+        );
+    }
+    let reason = fs::read_to_string(p.insp.join("quarantine/config.reason.txt")).unwrap();
+    assert!(
+        reason.starts_with("SET-NAME") && reason.contains("symbolic link"),
+        "{reason}"
+    );
+    assert!(
+        fs::symlink_metadata(p.insp.join("quarantine/config.xml"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link itself is kept, its target untouched"
+    );
+    assert!(p.insp.join("sedx.toml").is_file());
+    // The node goes on: the next good drop is sealed, shipped and applied.
+    p.drop_batch("good.xml", &equipment_batch(1, 1));
+    assert_eq!(p.pass(&p.insp).shipped, 1);
+    assert_eq!(p.pass(&p.sup).applied, 1);
+}
+
+#[test]
+fn a_set_in_outbound_not_signed_by_this_node_is_not_sent() {
+    let p = Pair::new();
+    let out = p.insp.join("outbound");
+    // Signed by the peer's key: a local writer replaying what it once received.
+    let (name, staging) = staged_set(&p, "foreign", &key_of(&p.sup));
+    for (from, to) in name.files(&staging).iter().zip(name.files(&out)) {
+        fs::rename(from, to).unwrap();
+    }
+    // Signed by this node, but the payload swapped after sealing.
+    let (name, staging) = staged_set(&p, "swapped", &key_of(&p.insp));
+    for (from, to) in name.files(&staging).iter().zip(name.files(&out)) {
+        fs::rename(from, to).unwrap();
+    }
+    fs::write(
+        name.payload(&out),
+        gzip(wire_batch(INSP, SUP, 1, &[&equipment_record(9)]).as_bytes()),
+    )
+    .unwrap();
+    let r = p.pass(&p.insp);
+    assert_eq!((r.shipped, r.quarantined), (0, 2), "{r:?}");
+    let q = p.insp.join("quarantine/outbound");
+    let foreign = fs::read_to_string(q.join("foreign.reason.txt")).unwrap();
+    assert!(
+        foreign.starts_with("SET-SIGNATURE") || foreign.starts_with("SET-SIGNER"),
+        "{foreign}"
+    );
+    let swapped = fs::read_to_string(q.join("swapped.reason.txt")).unwrap();
+    assert!(swapped.starts_with("SET-CHECKSUM"), "{swapped}");
+    let status = String::from_utf8(sedx(&p.insp, &["status"]).stdout).unwrap();
+    assert!(
+        status.contains("foreign") && status.contains("swapped"),
+        "{status}"
+    );
+}
+
+// ---- 3. One decoding, one view --------------------------------------------
+
+/// Plant a batch (bytes as given) from insp-city into the supervision node.
+fn plant_batch(p: &Pair, name: &str, doc: &[u8]) -> SetName {
+    plant_in(&p.sup_inbound(), name, &gzip(doc), &key_of(&p.insp))
+}
+
+fn reason_of(p: &Pair, name: &str) -> String {
+    fs::read_to_string(
+        p.sup
+            .join("quarantine")
+            .join(INSP)
+            .join(format!("{name}.reason.txt")),
+    )
+    .unwrap_or_else(|e| panic!("no reason for {name}: {e}"))
+}
+
+#[test]
+fn a_record_hidden_from_the_validator_by_the_encoding_is_never_applied() {
+    let p = Pair::new();
+    // In ISO-2022-JP, bytes after ESC $ B pair up into kanji: libxml2 sees text
+    // inside <userUnit>, while a reader that takes the markup as ASCII sees the
+    // first record end and a second, unvalidated one begin.
+    let hidden = "</userUnit></equipment><equipment><registrationCode>31103101012006050099</registrationCode><category>3110</category><userUnit>XX";
+    let hidden = if hidden.len() % 2 == 1 {
+        format!("{hidden}X")
+    } else {
+        hidden.to_string()
+    };
+    let record = format!(
+        "<equipment><registrationCode>31103101012006050007</registrationCode><category>3110</category><userUnit>AB\x1b$B{hidden}\x1b(BCD</userUnit></equipment>"
+    );
+    let doc = wire_batch(INSP, SUP, 1, &[&record])
+        .replace(
+            "<?xml version=\"1.0\"?>",
+            "<?xml version=\"1.0\" encoding=\"ISO-2022-JP\"?>",
+        )
+        .replace("count=\"1\"", "count=\"2\"");
+    plant_batch(&p, "hidden", doc.as_bytes());
+    // The same trick with UTF-7, hiding a DOCTYPE from a reader of the bytes.
+    let utf7 = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-7\"?>\n+ADw-!DOCTYPE batch +AFs-+ADw-!ENTITY x SYSTEM +ACI-file:///etc/passwd+ACI-+AD4-+AF0-+AD4-\n{}",
+        &wire_batch(INSP, SUP, 2, &[&equipment_record(3)]).replacen("<?xml version=\"1.0\"?>\n", "", 1)
+    );
+    plant_batch(&p, "utf7", utf7.as_bytes());
+    p.pass(&p.sup);
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(
+        sql_count(&db, "SELECT count(*) FROM equipment"),
+        0,
+        "no record of either"
+    );
+    assert!(reason_of(&p, "hidden").starts_with("XML-ENCODING"));
+    assert!(reason_of(&p, "utf7").starts_with("XML-ENCODING"));
+}
+
+#[test]
+fn cdata_in_a_gbk_batch_is_decoded_as_gbk_or_refused() {
+    let p = Pair::new();
+    let text = wire_batch(
+        INSP,
+        SUP,
+        1,
+        &[&equipment_record(1).replace("上海测试单位1", "<![CDATA[上海 A&B 公司]]>")],
+    )
+    .replace(
+        "<?xml version=\"1.0\"?>",
+        "<?xml version=\"1.0\" encoding=\"GBK\"?>",
+    );
+    let (good, _, _) = encoding_rs::GBK.encode(&text);
+    plant_batch(&p, "gbk-cdata", &good);
+    // Bytes that are not GBK inside a CDATA section: refused, not stored as U+FFFD.
+    let mut bad = encoding_rs::GBK
+        .encode(
+            &wire_batch(
+                INSP,
+                SUP,
+                2,
+                &[&equipment_record(2).replace("上海测试单位2", "<![CDATA[甲乙]]>")],
+            )
+            .replace(
+                "<?xml version=\"1.0\"?>",
+                "<?xml version=\"1.0\" encoding=\"GBK\"?>",
+            ),
+        )
+        .0
+        .into_owned();
+    let at = bad.windows(2).position(|w| w == [0xBC, 0xD7]).unwrap(); // 甲
+    bad[at + 1] = 0x7F; // not a GBK trail byte
+    plant_batch(&p, "gbk-junk", &bad);
+    p.pass(&p.sup);
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(
+        sql_text(
+            &db,
+            "SELECT user_unit FROM equipment WHERE registration_code = '31103101012006050001'"
+        )
+        .as_deref(),
+        Some("上海 A&B 公司")
+    );
+    assert_eq!(
+        sql_count(
+            &db,
+            "SELECT count(*) FROM equipment WHERE user_unit LIKE '%\u{FFFD}%'"
+        ),
+        0
+    );
+    assert!(reason_of(&p, "gbk-junk").starts_with("XML-ENCODING"));
+    p.pass(&p.insp);
+    let ack = acks_received(&p.insp, SUP)
+        .into_iter()
+        .find(|a| a.contains("set=\"gbk-junk\""))
+        .expect("an answer for the junk");
+    assert!(ack.contains("status=\"rejected\""), "{ack}");
+}
+
+// ---- 4. Bounded work for any input ----------------------------------------
+
+/// Run `sedx --node NODE run --once` under an address-space limit; its exit
+/// status and peak resident memory in MiB.
+fn run_limited(node: &Path, limit_mib: u64) -> (i32, f64, String) {
+    let script = "import resource, subprocess, sys\n\
+                  lim = int(sys.argv[1]) << 20\n\
+                  def limit(): resource.setrlimit(resource.RLIMIT_AS, (lim, lim))\n\
+                  r = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=limit)\n\
+                  sys.stderr.write(r.stderr.decode(errors='replace'))\n\
+                  print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(limit_mib.to_string())
+        .arg(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(node)
+        .args(["run", "--once"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut parts = text.split_whitespace();
+    let code = parts.next().unwrap().parse().unwrap();
+    let kib: f64 = parts.next().unwrap().parse().unwrap();
+    (code, kib / 1024.0, stderr(&out))
+}
+
+#[test]
+fn oversized_inputs_are_refused_in_bounded_memory_and_never_block_the_channel() {
+    let p = Pair::new();
+    // 1. A 100 MB text field in a set of about 100 KB.
+    let head = wire_batch(INSP, SUP, 1, &[]);
+    let at = head.find("</batch>").unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    use std::io::Write;
+    e.write_all(head[..at].replace("count=\"0\"", "count=\"1\"").as_bytes())
+        .unwrap();
+    e.write_all(b"<equipment><registrationCode>31103101012006050001</registrationCode><category>3110</category><userUnit>")
+        .unwrap();
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..100 {
+        e.write_all(&chunk).unwrap();
+    }
+    e.write_all(b"</userUnit></equipment></batch>\n").unwrap();
+    let long_field = e.finish().unwrap();
+    assert!(long_field.len() < 200_000, "{}", long_field.len());
+    plant_in(
+        &p.sup_inbound(),
+        "a-long-field",
+        &long_field,
+        &key_of(&p.insp),
+    );
+    // 2. A well-formed batch expanding 1000:1 towards 2 GB, each piece in bounds.
+    let head = wire_batch(INSP, SUP, 2, &[]);
+    let at = head.find("</batch>").unwrap();
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&head.as_bytes()[..at]).unwrap();
+    let records = equipment_record(2).repeat(1 << 13);
+    for _ in 0..128 {
+        e.write_all(records.as_bytes()).unwrap();
+    }
+    e.write_all(b"</batch>\n").unwrap();
+    let bomb = e.finish().unwrap();
+    plant_in(&p.sup_inbound(), "b-bomb", &bomb, &key_of(&p.insp));
+    // 3. The next good batch.
+    plant_batch(
+        &p,
+        "c-good",
+        wire_batch(INSP, SUP, 3, &[&equipment_record(3)]).as_bytes(),
+    );
+    let (code, mib, err) = run_limited(&p.sup, 512);
+    assert_eq!(code, 0, "{err}");
+    assert!(mib < 64.0, "peak {mib:.1} MiB");
+    assert!(reason_of(&p, "a-long-field").starts_with("XML-LIMIT"));
+    let bomb = reason_of(&p, "b-bomb");
+    assert!(
+        bomb.starts_with("SET-TOO-LARGE") && bomb.contains("times its size"),
+        "{bomb}"
+    );
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(
+        sql_text(&db, "SELECT status FROM journal WHERE seq = 3").as_deref(),
+        Some("accepted"),
+        "the good batch behind them is applied"
+    );
+    assert_eq!(
+        sql_count(
+            &db,
+            "SELECT count(*) FROM journal WHERE seq IN (1, 2) AND status = 'rejected'"
+        ),
+        2,
+        "the refused ones used up their sequence numbers"
+    );
+}
+
+#[test]
+fn a_set_that_keeps_stopping_the_node_is_put_aside_and_the_next_goes_through() {
+    let p = Pair::new();
+    plant_batch(
+        &p,
+        "a-poison",
+        wire_batch(INSP, SUP, 1, &[&equipment_record(1)]).as_bytes(),
+    );
+    plant_batch(
+        &p,
+        "b-good",
+        wire_batch(INSP, SUP, 2, &[&equipment_record(2)]).as_bytes(),
+    );
+    // The first set stops the process every time it is worked on (as the kernel
+    // would kill a process for memory).
+    for _ in 0..3 {
+        let out = Command::new(env!("CARGO_BIN_EXE_sedx"))
+            .arg("--node")
+            .arg(&p.sup)
+            .args(["run", "--once"])
+            .env("SEDX_CRASH_AT", "before-apply")
+            .output()
+            .unwrap();
+        assert!(stderr(&out).contains("crash injected"), "{}", stderr(&out));
+    }
+    let r = p.pass(&p.sup);
+    assert_eq!((r.quarantined, r.applied), (1, 1), "{r:?}");
+    assert!(reason_of(&p, "a-poison").starts_with("SET-POISON"));
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(
+        sql_text(&db, "SELECT status FROM journal WHERE seq = 2").as_deref(),
+        Some("accepted")
+    );
+    p.pass(&p.insp);
+    let ack = acks_received(&p.insp, SUP)
+        .into_iter()
+        .find(|a| a.contains("set=\"a-poison\""))
+        .expect("the sender is told");
+    assert!(ack.contains("code=\"SET-POISON\""), "{ack}");
+}
+
+#[test]
+fn a_pull_never_downloads_more_than_the_payload_limit() {
+    let p = Pair::new();
+    let mut sup = Config::load(&p.sup).unwrap();
+    sup.peers[0].transport = Transport::Local;
+    sup.save(&p.sup).unwrap();
+    let outbox = p.sup.join("outbox").join(INSP);
+    fs::create_dir_all(&outbox).unwrap();
+    let mut insp = Config::load(&p.insp).unwrap();
+    insp.peers[0].transport = Transport::Pull;
+    insp.peers[0].remote_outbox = Some(outbox.display().to_string());
+    insp.node.max_payload_bytes = 1 << 20;
+    insp.save(&p.insp).unwrap();
+    // The hub offers a 5 MB payload, then a good notice.
+    let staging = p.tmp.path().join("hub-staging");
+    fs::create_dir_all(&staging).unwrap();
+    let big: Vec<u8> = (0..5u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let name = plant_in(&staging, "a-big", &big, &key_of(&p.sup));
+    for (from, to) in name.files(&staging).iter().zip(name.files(&outbox)) {
+        fs::rename(from, to).unwrap();
+    }
+    let r = p.pass(&p.insp);
+    assert_eq!((r.pulled, r.quarantined), (0, 1), "{r:?}");
+    assert!(
+        !p.insp
+            .join("inbound")
+            .join(SUP)
+            .join(name.payload_file())
+            .exists()
+            && files_in(&p.insp.join("inbound").join(SUP)).is_empty(),
+        "nothing of it was stored"
+    );
+    let status = String::from_utf8(sedx(&p.insp, &["status"]).stdout).unwrap();
+    assert!(
+        status.contains("SET-TOO-LARGE") && status.contains("a-big"),
+        "{status}"
+    );
+}
