@@ -81,11 +81,11 @@ pub fn apply_batch(
         match verdict {
             Ok((rec, national)) => {
                 for w in &rec.warnings {
-                    tracing::warn!(batch = %header.id, key = rec.key(), "{w}");
+                    tracing::warn!(batch = %header.id, key = %crate::text::field(rec.key()), "{}", crate::text::field(w));
                 }
                 let found = tx.upsert(&rec, sender, arrival.peer, Some(&header.id))?;
                 for d in &found {
-                    tracing::warn!(peer = arrival.peer, key = %d.key, field = %d.field, "discrepancy (not applied)");
+                    tracing::warn!(peer = arrival.peer, key = %crate::text::field(&d.key), field = %d.field, "discrepancy (not applied)");
                     tx.record_discrepancy(arrival.peer, Some(&header.id), d)?;
                 }
                 if national {

@@ -166,11 +166,15 @@ pub struct Reject {
 }
 
 impl Reject {
+    /// The detail often quotes what a peer sent: it is made printable here, once,
+    /// for every place it goes (logs, reason files, acknowledgments, status).
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        Reject {
-            code,
-            detail: detail.into(),
-        }
+        let detail = detail.into();
+        let detail = match crate::text::printable(&detail, 2000) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
+        Reject { code, detail }
     }
 }
 

@@ -133,7 +133,7 @@ fn quarantine_plain(node: &Node, path: &Path, rej: &Reject) -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or("unnamed.xml");
     let stem = file.strip_suffix(".xml").unwrap_or(file);
-    tracing::warn!(file, code = rej.code.as_str(), detail = %rej.detail, "dropped file refused");
+    tracing::warn!(file = %crate::text::field(file), code = rej.code.as_str(), detail = %rej.detail, "dropped file refused");
     let mut dir = node.layout.quarantine.clone();
     let mut n = 0;
     while dir.join(file).exists() {
@@ -320,7 +320,7 @@ fn sift(
         let peer = route(&cfg, to, &rec, &mut tx)?;
         match (verdict, peer) {
             (Verdict::KeepHome, _) => {
-                tracing::info!(report = rec.key(), "non-statutory report kept home (R15)");
+                tracing::info!(report = %crate::text::field(rec.key()), "non-statutory report kept home (R15)");
                 out.kept_home += 1;
             }
             (Verdict::Reject(rej), _) => {
@@ -339,7 +339,7 @@ fn sift(
                 ));
             }
             (Verdict::HoldUntil(due), Some(peer)) => {
-                tracing::info!(key = rec.key(), due = %due, "held back until its category's exchange starts (R9)");
+                tracing::info!(key = %crate::text::field(rec.key()), due = %due, "held back until its category's exchange starts (R9)");
                 out.held += 1;
                 if !replay {
                     tx.defer(
@@ -435,6 +435,7 @@ fn set_aside(node: &Node, src_name: &str, from: &str, sifted: &Sifted) -> Result
     xml.push_str("</batch>\n");
     let mut reasons = String::new();
     for (i, key, rej) in &sifted.rejected {
+        let key = crate::text::field(key);
         tracing::warn!(file = src_name, index = i, key = %key, code = rej.code.as_str(), "record refused on the way out: {}", rej.detail);
         reasons.push_str(&format!("{i}\t{key}\t{}\t{}\n", rej.code, rej.detail));
     }

@@ -591,12 +591,13 @@ fn take_ack(
         Err(e) => return Err(e),
     };
     let (detail, reason) = ack::summarize(BufReader::new(File::open(work).at(work)?), 20)?;
+    // The peer's words, made printable before they are stored and shown.
     let detail = format!(
         "accepted {}, rejected {}{}{}",
         doc.accepted,
         doc.rejected,
         if detail.is_empty() { "" } else { "; " },
-        detail
+        crate::text::printable(&detail, 2000)
     );
     let facts = AckFacts {
         peer,

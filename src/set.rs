@@ -31,7 +31,7 @@ impl SetName {
             && name.len() <= 200
             && !name.starts_with('.')
             && !name.contains(['/', '\\', '\0'])
-            && !name.chars().any(char::is_control);
+            && !name.chars().any(crate::text::is_unsafe);
         if ok {
             Ok(SetName(name.to_string()))
         } else {
@@ -127,7 +127,7 @@ pub fn read_small(path: &Path, max: u64) -> Result<Vec<u8>, Reject> {
         crate::error::Error::Io { source, .. } => {
             Reject::new(Code::SetMarker, format!("{label}: {source}"))
         }
-        e => Reject::new(Code::SetMarker, format!("{label}: {e}")),
+        _ => Reject::new(Code::SetMarker, format!("{label} cannot be read")),
     })?;
     let mut bytes = Vec::new();
     file.take(max + 1)

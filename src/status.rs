@@ -197,7 +197,7 @@ impl Status {
                     "  TRANSPORT FAILING: {} failure(s), last at {}: {}",
                     p.transport.failures,
                     p.transport.last_error_at.as_deref().unwrap_or("-"),
-                    p.transport.last_error.as_deref().unwrap_or("-")
+                    crate::text::field(p.transport.last_error.as_deref().unwrap_or("-"))
                 );
             }
             let _ = writeln!(
@@ -222,7 +222,10 @@ impl Status {
                 let _ = writeln!(
                     w,
                     "    {} seq {}: {} {}",
-                    o.batch, o.seq, o.status, o.detail
+                    crate::text::field(&o.batch),
+                    o.seq,
+                    o.status,
+                    crate::text::field(&o.detail)
                 );
             }
             let _ = writeln!(w, "  received: applied through seq {}", p.expected_seq - 1);
@@ -261,7 +264,11 @@ impl Status {
             let _ = writeln!(
                 w,
                 "  {} {} {}: {} {}",
-                q.at, q.from, q.name, q.code, q.detail
+                q.at,
+                q.from,
+                crate::text::field(&q.name),
+                q.code,
+                crate::text::field(&q.detail)
             );
         }
         o

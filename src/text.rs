@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// Characters that would move the cursor, start a new line or reorder text.
-fn is_unsafe(c: char) -> bool {
+pub fn is_unsafe(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

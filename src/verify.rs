@@ -75,8 +75,15 @@ pub fn verify_set(
             ),
         )
     })?;
-    let digest = signature::digest_file(&payload)
-        .map_err(|e| Reject::new(Code::SetMarker, format!("reading payload: {e}")))?;
+    let digest = signature::digest_file(&payload).map_err(|e| match e {
+        crate::error::Error::Rejected(r) => r,
+        // The cause without the local path: this text may go to the peer.
+        crate::error::Error::Io { source, .. } => Reject::new(
+            Code::SetMarker,
+            format!("reading {}: {source}", name.payload_file()),
+        ),
+        e => Reject::new(Code::SetMarker, format!("reading payload: {e}")),
+    })?;
     if digest.sha256_hex() != marker.sha256_hex {
         return Err(Reject::new(
             Code::SetChecksum,

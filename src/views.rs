@@ -7,6 +7,15 @@ use crate::store::Store;
 use rusqlite::OptionalExtension;
 use std::fmt::Write;
 
+/// A stored value as an operator sees it: control characters escaped (a value
+/// from a peer cannot start a line of its own), long values cut.
+fn shown(value: String) -> String {
+    match crate::text::field(&value) {
+        std::borrow::Cow::Borrowed(_) => value,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
+}
+
 /// All registration codes a piece of equipment has had, oldest first, ending
 /// with the current one (code changes followed both ways).
 pub fn code_chain(store: &Store, code: &str) -> Result<Vec<String>> {
@@ -54,20 +63,22 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
         .optional()?;
     let Some(row) = row else { return Ok(None) };
     let mut out = String::new();
-    let _ = writeln!(out, "equipment {current}");
+    let _ = writeln!(out, "equipment {}", crate::text::field(&current));
     if chain.len() > 1 {
-        let _ = writeln!(out, "  registration codes: {}", chain.join(" → "));
+        let shown: Vec<String> = chain.iter().map(|c| shown(c.clone())).collect();
+        let _ = writeln!(out, "  registration codes: {}", shown.join(" → "));
     }
     for (f, v) in spec.fields.iter().zip(&row) {
         if let Some(v) = v {
-            let _ = writeln!(out, "  {:<22} {v}", f.name);
+            let _ = writeln!(out, "  {:<22} {}", f.name, crate::text::field(v));
         }
     }
     if let Some(t) = &row[cols.len()] {
         let _ = writeln!(
             out,
-            "  {:<22} {t} (temporary change, R13)",
-            "temporaryAgency"
+            "  {:<22} {} (temporary change, R13)",
+            "temporaryAgency",
+            crate::text::field(t)
         );
     }
     let _ = writeln!(
@@ -86,11 +97,11 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
     let rows = st.query_map(rusqlite::params_from_iter(both), |r| {
         Ok(format!(
             "  code change {} {}: {} → {} on {}",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?
+            shown(r.get::<_, String>(0)?),
+            shown(r.get::<_, String>(1)?),
+            shown(r.get::<_, String>(2)?),
+            shown(r.get::<_, String>(3)?),
+            shown(r.get::<_, String>(4)?)
         ))
     })?;
     for r in rows {
@@ -103,11 +114,11 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
     let rows = st.query_map(params, |r| {
         Ok(format!(
             "  report {} {} {} {} by {}{}",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
+            shown(r.get::<_, String>(0)?),
+            shown(r.get::<_, String>(1)?),
+            shown(r.get::<_, String>(2)?),
+            shown(r.get::<_, String>(3)?),
+            shown(r.get::<_, String>(4)?),
             if r.get::<_, i64>(5)? == 1 {
                 " [national-level agency]"
             } else {
@@ -147,13 +158,16 @@ pub fn acceptance(store: &Store) -> Result<Vec<Awaiting>> {
          ORDER BY n.planned_start, n.notice_number",
     )?;
     let rows = st.query_map([], |r| {
+        let get = |i: usize| -> rusqlite::Result<String> {
+            Ok(shown(r.get::<_, Option<String>>(i)?.unwrap_or_default()))
+        };
         Ok(Awaiting {
-            notice: r.get(0)?,
-            category: r.get(1)?,
-            user_unit: r.get(2)?,
-            address: r.get(3)?,
-            planned_start: r.get(4)?,
-            agency: r.get(5)?,
+            notice: get(0)?,
+            category: get(1)?,
+            user_unit: get(2)?,
+            address: get(3)?,
+            planned_start: get(4)?,
+            agency: get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -170,13 +184,13 @@ pub fn discrepancies(store: &Store) -> Result<Vec<String>> {
     let rows = st.query_map([], |r| {
         Ok(format!(
             "{} from {}: {} {} {}: on record {:?}, received {:?} (not applied)",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, String>(6)?
+            shown(r.get::<_, String>(0)?),
+            shown(r.get::<_, String>(1)?),
+            shown(r.get::<_, String>(2)?),
+            shown(r.get::<_, String>(3)?),
+            shown(r.get::<_, String>(4)?),
+            shown(r.get::<_, String>(5)?),
+            shown(r.get::<_, String>(6)?)
         ))
     })?;
     for r in rows {
@@ -189,13 +203,13 @@ pub fn discrepancies(store: &Store) -> Result<Vec<String>> {
     let rows = st.query_map([], |r| {
         Ok(format!(
             "{} notice {} from {}: equipment {} {}: on record {:?}, found {:?}",
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?
+            shown(r.get::<_, String>(0)?),
+            shown(r.get::<_, String>(6)?),
+            shown(r.get::<_, String>(1)?),
+            shown(r.get::<_, String>(2)?),
+            shown(r.get::<_, String>(3)?),
+            shown(r.get::<_, String>(4)?),
+            shown(r.get::<_, String>(5)?)
         ))
     })?;
     for r in rows {

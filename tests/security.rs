@@ -784,3 +784,93 @@ fn a_pull_never_downloads_more_than_the_payload_limit() {
         "{status}"
     );
 }
+
+// ---- 8. Printing hostile text -----------------------------------------------
+
+#[test]
+fn a_field_with_line_breaks_cannot_forge_a_log_status_or_view_line() {
+    let p = Pair::new();
+    // Schema-valid values: a text may hold a line feed, a NEL (C1) and a
+    // right-to-left override.
+    let forged_unit =
+        "上海某公司\n2026-11-28T00:00:00Z  INFO FORGED-VIEW applied\u{85}FORGED-C1\u{202E}x";
+    let applied = equipment_record(1).replace("上海测试单位1", forged_unit);
+    let refused = equipment_record(2).replace(
+        "31103101012006050002",
+        "31103101012006050002\nFORGED-STATUS",
+    );
+    plant_batch(
+        &p,
+        "forged",
+        wire_batch(INSP, SUP, 1, &[&applied, &refused]).as_bytes(),
+    );
+    let out = sedx(&p.sup, &["run", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(
+        sql_text(&db, "SELECT user_unit FROM equipment").as_deref(),
+        Some(forged_unit),
+        "stored as sent"
+    );
+    let forged = |text: &str| {
+        text.lines().any(|l| {
+            l.starts_with("FORGED")
+                || l.starts_with("2026-11-28T00:00:00Z")
+                || l.contains('\u{85}')
+                || l.contains('\u{202E}')
+        })
+    };
+    assert!(!forged(&stderr(&out)), "{}", stderr(&out));
+    let view =
+        String::from_utf8(sedx(&p.sup, &["equipment", "show", "31103101012006050001"]).stdout)
+            .unwrap();
+    assert!(
+        view.contains("FORGED-VIEW") && view.contains("\\u{a}"),
+        "{view}"
+    );
+    assert!(!forged(&view), "{view}");
+    // A local drop with a key that breaks the line is refused on the way out,
+    // and logged; a good one is sent.
+    p.drop_batch(
+        "local.xml",
+        &drop_doc(
+            INSP,
+            &[&equipment_record(3)
+                .replace("31103101012006050003", "3110310101200605\nFORGED-LOG line")],
+        ),
+    );
+    p.drop_batch("good.xml", &equipment_batch(5, 1));
+    let out = sedx(&p.insp, &["run", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("FORGED-LOG"), "the refusal is logged: {log}");
+    assert!(!forged(&log), "{log}");
+    // The peer answers the good batch with texts that break lines.
+    let sent = row(
+        &p.insp.join("store.sqlite"),
+        "SELECT batch_id, set_name, sha256 FROM outbox WHERE kind='batch'",
+    );
+    let ack = ack_xml(SUP, INSP, &sent[0], &sent[1], &sent[2], "rejected").replace(
+        "/>",
+        "><record index=\"0\" key=\"K&#10;FORGED-STATUS key\" code=\"REC-FIELD\">bad&#10;FORGED-STATUS message&#133;</record></ack>",
+    );
+    plant_ack(
+        &p.insp.join("inbound").join(SUP),
+        "answer",
+        &ack,
+        &key_of(&p.sup),
+    );
+    let out = sedx(&p.insp, &["run", "--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!forged(&stderr(&out)), "{}", stderr(&out));
+    let status = String::from_utf8(sedx(&p.insp, &["status"]).stdout).unwrap();
+    assert!(status.contains("FORGED-STATUS"), "{status}");
+    assert!(!forged(&status), "{status}");
+    let reason_files = walkdir::WalkDir::new(p.sup.join("quarantine"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".txt"))
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert!(!forged(&reason_files), "{reason_files}");
+}
