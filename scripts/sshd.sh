@@ -4,6 +4,8 @@
 #                               keys in DIR; prints PORT=, HOST_KEY=, AUTHORIZED_KEYS=, PID=
 #   scripts/sshd.sh stop DIR    stop it (by the PID it recorded), live connections too
 #   scripts/sshd.sh cut DIR     drop every live connection; the server keeps listening
+# With SSHD_INCLUDE=GLOB, the configuration ends with `Include GLOB` (the Match
+# blocks scripts/peer-account.sh writes).
 # Host key: DIR/host_ed25519 (made once; delete it to get a new one).
 set -euo pipefail
 cmd=${1:?usage: sshd.sh start|stop DIR}
@@ -55,6 +57,9 @@ PermitRootLogin prohibit-password
 Subsystem sftp internal-sftp
 LogLevel ERROR
 CONF
+if [ -n "${SSHD_INCLUDE:-}" ]; then
+  echo "Include $SSHD_INCLUDE" >> "$dir/sshd_config"
+fi
 "$SSHD" -t -f "$dir/sshd_config"
 "$SSHD" -D -e -f "$dir/sshd_config" </dev/null >>"$dir/sshd.log" 2>&1 &
 echo $! > "$dir/sshd.pid"

@@ -25,7 +25,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
         let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
         let dst = to.join(rel);
         if entry.file_type().is_dir() {
-            crate::fsx::create_dir_all(&dst)?;
+            crate::fsx::create_dir_mode(&dst, 0o700)?;
         } else if entry.file_type().is_file() {
             let name = entry.file_name().to_string_lossy();
             if name.starts_with('.') && name.ends_with(".part") {
@@ -47,7 +47,8 @@ pub fn backup(node_dir: &Path, dest: &Path) -> Result<u64> {
             dest.display()
         )));
     }
-    crate::fsx::create_dir_all(dest)?;
+    // A backup holds the node's keys: the service account's alone.
+    crate::fsx::create_dir_mode(dest, 0o700)?;
     let layout = Layout::new(node_dir);
     let store = layout.resolve(&cfg.node.store);
     let conn = rusqlite::Connection::open(&store)?;
@@ -58,6 +59,7 @@ pub fn backup(node_dir: &Path, dest: &Path) -> Result<u64> {
             .to_str()
             .ok_or_else(|| Error::Other("backup path is not UTF-8".into()))?],
     )?;
+    crate::fsx::set_mode(&target, 0o600)?;
     crate::fsx::copy(&node_dir.join(CONFIG_FILE), &dest.join(CONFIG_FILE))?;
     let mut files = 2;
     for folder in FOLDERS {
@@ -78,7 +80,7 @@ pub fn restore(backup_dir: &Path, node_dir: &Path) -> Result<PathBuf> {
             node_dir.display()
         )));
     }
-    crate::fsx::create_dir_all(node_dir)?;
+    crate::fsx::create_dir_mode(node_dir, 0o711)?;
     for folder in FOLDERS {
         let from = backup_dir.join(folder);
         if from.is_dir() {

@@ -181,6 +181,11 @@ pub struct PeerConfig {
     /// pulled; `outbox/<peer id>` in the node folder when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_outbox: Option<PathBuf>,
+    /// The folder where this peer's sets arrive (its SFTP drop folder, in a
+    /// chroot of its own: scripts/peer-account.sh); `inbound/<peer id>` in the
+    /// node folder when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_inbound: Option<PathBuf>,
     /// The inspection agency this peer speaks for (routes records by their
     /// responsible agency on a supervision node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,18 +388,39 @@ impl Layout {
         }
     }
 
+    /// Make the folders that are missing: private (0700) whatever the umask,
+    /// but outbound/ (0770), where the local systems of the node's group drop
+    /// files. A folder that exists keeps the mode the operator gave it.
     pub fn create(&self) -> Result<()> {
-        for d in [
-            &self.outbound,
-            &self.inbound,
-            &self.sent,
-            &self.archive,
-            &self.quarantine,
-            &self.work,
+        for (d, mode) in [
+            (&self.outbound, 0o770),
+            (&self.inbound, 0o700),
+            (&self.sent, 0o700),
+            (&self.archive, 0o700),
+            (&self.quarantine, 0o700),
+            (&self.work, 0o700),
         ] {
-            std::fs::create_dir_all(d).at(d)?;
+            if std::fs::symlink_metadata(d).is_err() {
+                crate::fsx::create_dir_mode(d, mode)?;
+            }
         }
         Ok(())
+    }
+
+    /// Where a peer's sets arrive.
+    pub fn inbound_of(&self, peer: &PeerConfig) -> PathBuf {
+        match &peer.local_inbound {
+            Some(dir) => self.resolve(dir),
+            None => self.inbound.join(&peer.id),
+        }
+    }
+
+    /// Where sets wait for a peer that pulls them (transport "local").
+    pub fn outbox_of(&self, peer: &PeerConfig) -> PathBuf {
+        match &peer.local_outbox {
+            Some(dir) => self.resolve(dir),
+            None => self.root.join("outbox").join(&peer.id),
+        }
     }
 
     pub fn resolve(&self, p: &Path) -> PathBuf {

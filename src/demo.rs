@@ -79,6 +79,7 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
             transport: Default::default(),
             remote_outbox: None,
             local_outbox: None,
+            local_inbound: None,
             host: "127.0.0.1".into(),
             port: args.sshd_port,
             user: args.user.clone(),

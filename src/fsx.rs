@@ -186,3 +186,8 @@ impl<R: std::io::Read> std::io::Read for HashingReader<R> {
         Ok(n)
     }
 }
+
+/// Set a file's mode (node files are 0600 whatever the umask).
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at(path)
+}

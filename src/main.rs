@@ -151,6 +151,15 @@ enum Cmd {
     },
     /// Fields a peer sent that were not its to change, and discrepancy notices (R4, R6).
     Discrepancies,
+    /// Set where a peer's sets arrive (and, for a peer that pulls, wait): its drop
+    /// folders in its SFTP chroot. scripts/peer-account.sh calls this.
+    PeerFolders {
+        peer: String,
+        #[arg(long)]
+        inbound: Option<PathBuf>,
+        #[arg(long)]
+        outbox: Option<PathBuf>,
+    },
     /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
     Demo(sedx::demo::DemoArgs),
 }
@@ -478,6 +487,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for d in list {
                 println!("  {d}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::PeerFolders {
+            peer,
+            inbound,
+            outbox,
+        } => {
+            let mut cfg = sedx::config::Config::load(&cli.node)?;
+            let p = cfg
+                .peers
+                .iter_mut()
+                .find(|p| p.id == peer)
+                .with_context(|| {
+                    format!("no peer {peer} in sedx.toml; add its [[peer]] section first")
+                })?;
+            if inbound.is_some() {
+                p.local_inbound = inbound;
+            }
+            if outbox.is_some() {
+                p.local_outbox = outbox;
+            }
+            cfg.save(&cli.node)?;
+            println!("peer {peer}: folders set in sedx.toml (restart the service to use them)");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {

@@ -87,10 +87,13 @@ impl Node {
             )));
         }
         let layout = Layout::new(dir);
+        // The node folder lets others pass through to outbound/ only; keys, the
+        // store and sedx.toml are the service account's alone, whatever the umask.
+        crate::fsx::create_dir_mode(dir, 0o711)?;
         layout.create()?;
         let cfg = Config::new(id, role);
         let keys = layout.resolve(&cfg.node.signing_key);
-        crate::fsx::create_dir_all(keys.parent().unwrap_or(dir))?;
+        crate::fsx::create_dir_mode(keys.parent().unwrap_or(dir), 0o700)?;
         let signing = signature::generate_key(&keys, &format!("{id} sedx signing"))?;
         let login = signature::generate_key(
             &layout.resolve(&cfg.node.login_key),
@@ -109,7 +112,15 @@ impl Node {
         )?;
         cfg.save(dir)?;
         // The store exists from the start: a local system may write into it (R14).
-        Store::open(&layout.resolve(&cfg.node.store))?.set_node_identity(id)?;
+        let store_path = layout.resolve(&cfg.node.store);
+        Store::open(&store_path)?.set_node_identity(id)?;
+        for f in [
+            store_path.clone(),
+            layout.resolve(&cfg.node.signing_key),
+            layout.resolve(&cfg.node.login_key),
+        ] {
+            crate::fsx::set_mode(&f, 0o600)?;
+        }
         let host_key_pin = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub")
             .ok()
             .and_then(|t| ssh_key::PublicKey::from_openssh(t.trim()).ok())
@@ -126,7 +137,7 @@ impl Node {
         let layout = Layout::new(dir);
         layout.create()?;
         for p in &cfg.peers {
-            crate::fsx::create_dir_all(&layout.inbound.join(&p.id))?;
+            crate::fsx::create_dir_all(&layout.inbound_of(p))?;
         }
         let store = open_store(&layout, &cfg)?;
         let key = signature::load_private_key(&layout.resolve(&cfg.node.signing_key))?;

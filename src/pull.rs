@@ -26,7 +26,7 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             .layout
             .resolve(peer.key.as_ref().unwrap_or(&node.cfg.node.login_key));
         let remote = peer.remote_outbox.clone().unwrap_or_default();
-        let local = node.layout.inbound.join(&peer.id);
+        let local = node.layout.inbound_of(&peer);
         crate::fsx::create_dir_all(&local)?;
         let fetched = Link::open(&peer, &login_key).and_then(|link| {
             for name in link.list_sets(&remote)? {

@@ -35,9 +35,13 @@ enum Taken {
 /// Process every peer's inbound folder until no held set can move.
 pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
     report_strangers(node, report)?;
-    let peers: Vec<String> = node.cfg.peers.iter().map(|p| p.id.clone()).collect();
-    for peer in peers {
-        let dir = node.layout.inbound.join(&peer);
+    let peers: Vec<(String, std::path::PathBuf)> = node
+        .cfg
+        .peers
+        .iter()
+        .map(|p| (p.id.clone(), node.layout.inbound_of(p)))
+        .collect();
+    for (peer, dir) in peers {
         let mut held: BTreeMap<u64, SetName> = BTreeMap::new();
         let listing = set::list(&dir)?;
         for marker in &listing.unsafe_markers {

@@ -404,11 +404,7 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         };
         if peer.transport == Transport::Local {
             // The hub leaves sets for this peer in a local folder; it pulls them.
-            let dir = node.layout.resolve(
-                peer.local_outbox
-                    .as_deref()
-                    .unwrap_or(&Path::new("outbox").join(&peer_id)),
-            );
+            let dir = node.layout.outbox_of(&peer);
             crate::fsx::create_dir_all(&dir)?;
             for (name, routing) in sets {
                 // The peer's account reads them there (its group): 0640.

@@ -21,7 +21,14 @@ pub fn run(
         }
     })
     .map_err(|e| Error::Other(format!("watcher: {e}")))?;
-    for dir in [&node.layout.outbound, &node.layout.inbound] {
+    let mut dirs = vec![node.layout.outbound.clone(), node.layout.inbound.clone()];
+    for p in &node.cfg.peers {
+        let dir = node.layout.inbound_of(p);
+        if !dir.starts_with(&node.layout.inbound) {
+            dirs.push(dir); // a peer's drop folder in its chroot
+        }
+    }
+    for dir in &dirs {
         watcher
             .watch(dir, RecursiveMode::Recursive)
             .map_err(|e| Error::Other(format!("watch {}: {e}", dir.display())))?;

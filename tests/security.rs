@@ -122,6 +122,7 @@ fn with_second_peer(p: &Pair) {
         host_key: String::new(),
         remote_outbox: None,
         local_outbox: None,
+        local_inbound: None,
         agency: Some("上海市电梯检测站".into()),
     };
     cfg.peers.push(second);
@@ -873,4 +874,51 @@ fn a_field_with_line_breaks_cannot_forge_a_log_status_or_view_line() {
         .map(|e| fs::read_to_string(e.path()).unwrap())
         .collect::<String>();
     assert!(!forged(&reason_files), "{reason_files}");
+}
+
+// ---- 1. Node files are private -----------------------------------------------
+
+#[test]
+fn node_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let node = tmp.path().join("node");
+    let backup = tmp.path().join("backup");
+    let sh = |cmd: String| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask 000; exec {cmd}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    let bin = env!("CARGO_BIN_EXE_sedx");
+    sh(format!(
+        "{bin} init {} --id sup-x --role supervision",
+        node.display()
+    ));
+    sh(format!(
+        "{bin} --node {} backup {}",
+        node.display(),
+        backup.display()
+    ));
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    for (path, want) in [
+        (node.clone(), 0o711),
+        (node.join("keys"), 0o700),
+        (node.join("keys/signing_ed25519"), 0o600),
+        (node.join("keys/login_ed25519"), 0o600),
+        (node.join("sedx.toml"), 0o600),
+        (node.join("store.sqlite"), 0o600),
+        (node.join("archive"), 0o700),
+        (node.join("quarantine"), 0o700),
+        (node.join("sent"), 0o700),
+        (node.join("outbound"), 0o770),
+        (backup.clone(), 0o700),
+        (backup.join("store.sqlite"), 0o600),
+        (backup.join("sedx.toml"), 0o600),
+        (backup.join("keys/signing_ed25519"), 0o600),
+    ] {
+        assert_eq!(mode(&path), want, "{} is {:o}", path.display(), mode(&path));
+    }
 }

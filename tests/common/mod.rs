@@ -56,6 +56,24 @@ impl Sshd {
         }
     }
 
+    /// Start again on the same port and host key, the configuration ending with
+    /// `Include GLOB`.
+    pub fn restart_including(&self, glob: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("start")
+            .arg(&self.dir)
+            .env("SSHD_PORT", self.port.to_string())
+            .env("SSHD_INCLUDE", glob)
+            .output()
+            .expect("run scripts/sshd.sh");
+        assert!(
+            out.status.success(),
+            "sshd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Drop every live connection; the server keeps listening.
     pub fn cut(&self) {
         let _ = Command::new("bash")
