@@ -342,7 +342,12 @@ impl<R: BufRead> RecordReader<R> {
                 }
                 Event::Text(t) => {
                     if let Some((_, v)) = current.as_mut() {
-                        let s = t.unescape().map_err(|e| malformed(e, 0))?;
+                        // Line ends normalised before references are resolved, as
+                        // XML 1.0 (2.11) and libxml2 do: "&#13;" stays a CR.
+                        let raw = std::str::from_utf8(&t)
+                            .map_err(|_| malformed("text that is not UTF-8", pos))?;
+                        let raw = normalize_line_ends(raw);
+                        let s = quick_xml::escape::unescape(&raw).map_err(|e| malformed(e, pos))?;
                         v.push_str(&s);
                     }
                 }
@@ -352,7 +357,7 @@ impl<R: BufRead> RecordReader<R> {
                     if let Some((_, v)) = current.as_mut() {
                         let text = std::str::from_utf8(&t)
                             .map_err(|_| malformed("a CDATA section that is not UTF-8", pos))?;
-                        v.push_str(text);
+                        v.push_str(&normalize_line_ends(text));
                     }
                 }
                 Event::End(_) => match current.take() {
@@ -368,6 +373,15 @@ impl<R: BufRead> RecordReader<R> {
                 _ => {}
             }
         }
+    }
+}
+
+/// CR LF and a lone CR become LF (XML 1.0, 2.11).
+fn normalize_line_ends(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

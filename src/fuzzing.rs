@@ -158,6 +158,76 @@ pub fn records(data: &[u8]) {
     let _ = crate::domain::ids::org_code_valid(&text);
 }
 
+/// The record reader against libxml2 on the same input: decoded once as the
+/// node decodes it, a document libxml2 finds valid against the XSD and the
+/// record reader reads must hold the same records with the same field values
+/// in both. Panics (a finding) when they differ.
+pub fn differential(data: &[u8]) {
+    let path = scratch().with_extension("xml");
+    let decoded = std::fs::File::create(&path).ok().and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        crate::decode::normalize(data, &mut w, crate::decode::Limits::default(), CAP, &path)
+            .ok()?;
+        std::io::Write::flush(&mut w).ok()
+    });
+    if decoded.is_some() {
+        compare_views(&path);
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+type View = Vec<(String, Vec<(String, String)>)>;
+
+fn compare_views(path: &std::path::Path) {
+    let Ok(bytes) = std::fs::read(path) else {
+        return;
+    };
+    let valid = SCHEMAS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.is_none() {
+            *s = Schemas::new().ok();
+        }
+        s.as_mut()
+            .is_some_and(|schemas| schemas.check(path, DocKind::Batch).is_ok())
+    });
+    if !valid {
+        return;
+    }
+    // The record reader's view.
+    let mut ours: View = Vec::new();
+    let mut reader = RecordReader::new(&bytes[..]);
+    loop {
+        match reader.next_record() {
+            Ok(Some((kind, raw))) => ours.push((kind.element().to_string(), raw.fields)),
+            Ok(None) => break,
+            Err(_) => return, // refused: nothing is applied
+        }
+    }
+    // libxml2's view of the same bytes (no recovery, no network, no DTD).
+    let parser = libxml::parser::Parser::default();
+    let options = libxml::parser::ParserOptions {
+        recover: false,
+        no_net: true,
+        no_def_dtd: true,
+        ..Default::default()
+    };
+    let Ok(doc) = parser.parse_string_with_options(&bytes, options) else {
+        panic!("libxml2 validated a document it cannot parse");
+    };
+    let mut theirs: View = Vec::new();
+    if let Some(root) = doc.get_root_element() {
+        for rec in root.get_child_elements() {
+            let fields = rec
+                .get_child_elements()
+                .iter()
+                .map(|f| (f.get_name(), f.get_content()))
+                .collect();
+            theirs.push((rec.get_name(), fields));
+        }
+    }
+    assert_eq!(ours, theirs, "the record reader and libxml2 disagree");
+}
+
 /// The stages by name, for the corpus runner.
 pub fn target(name: &str) -> Option<fn(&[u8])> {
     Some(match name {
@@ -166,6 +236,7 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "gzip" => gzip,
         "xml" => xml,
         "records" => records,
+        "differential" => differential,
         _ => return None,
     })
 }

@@ -9,7 +9,14 @@ use std::path::PathBuf;
 fn every_corpus_input_runs_without_panic() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     let mut total = 0;
-    for target in ["marker", "signature", "gzip", "xml", "records"] {
+    for target in [
+        "marker",
+        "signature",
+        "gzip",
+        "xml",
+        "records",
+        "differential",
+    ] {
         let run = sedx::fuzzing::target(target).unwrap();
         let dir = root.join(target);
         let mut n = 0;
