@@ -88,6 +88,9 @@ install -d -o root -g root -m 0755 "$keys_dir"
 printf 'restrict %s\n' "$key" > "$keys_dir/$account.tmp"
 chmod 0644 "$keys_dir/$account.tmp"
 mv "$keys_dir/$account.tmp" "$keys_dir/$account"
+# sshd reads the key file as the account: every folder above must let it through.
+runuser -u "$account" -- test -r "$keys_dir/$account" \
+  || fail "$account cannot read $keys_dir/$account (sshd reads it as the account); every folder above $keys_dir must be world-traversable"
 
 # The sshd rule for the account.
 install -d -m 0755 "$sshd_dir"
@@ -113,7 +116,7 @@ mv "$sshd_dir/sedx-$account.conf.tmp" "$sshd_dir/sedx-$account.conf"
 # The node reads this peer's sets from the chroot (and leaves its sets there).
 args=(--inbound "$chroot/inbound")
 [ $pull = 1 ] && args+=(--outbox "$chroot/outbox")
-"$sedx" --node "$node" peer-folders "$peer" "${args[@]}" >/dev/null
+"$sedx" --node "$node" peer-set "$peer" "${args[@]}" >/dev/null
 
 echo "ACCOUNT=$account"
 echo "CHROOT=$chroot"

@@ -4,6 +4,7 @@
 #                               keys in DIR; prints PORT=, HOST_KEY=, AUTHORIZED_KEYS=, PID=
 #   scripts/sshd.sh stop DIR    stop it (by the PID it recorded), live connections too
 #   scripts/sshd.sh cut DIR     drop every live connection; the server keeps listening
+#   scripts/sshd.sh reload DIR  read the configuration again (SIGHUP; same port and PID)
 # With SSHD_INCLUDE=GLOB, the configuration ends with `Include GLOB` (the Match
 # blocks scripts/peer-account.sh writes).
 # Host key: DIR/host_ed25519 (made once; delete it to get a new one).
@@ -31,9 +32,20 @@ stop() {
 
 case "$cmd" in
   stop) stop; exit 0 ;;
+  reload)
+    pid=$(cat "$dir/sshd.pid")
+    "$SSHD" -t -f "$dir/sshd_config"
+    kill -HUP "$pid"
+    # Back when it answers again.
+    port=$(sed -n 's/^Port //p' "$dir/sshd_config")
+    for _ in $(seq 100); do
+      ssh-keyscan -p "$port" -t ed25519 127.0.0.1 2>/dev/null | grep -q ssh-ed25519 && exit 0
+      sleep 0.1
+    done
+    echo "sshd.sh: sshd did not come back after reload" >&2; exit 1 ;;
   cut) cut; exit 0 ;;
   start) ;;
-  *) echo "usage: sshd.sh start|stop|cut DIR" >&2; exit 2 ;;
+  *) echo "usage: sshd.sh start|stop|cut|reload DIR" >&2; exit 2 ;;
 esac
 
 [ -x "$SSHD" ] || { echo "sshd.sh: $SSHD not found (apt-get install openssh-server)" >&2; exit 1; }

@@ -27,6 +27,10 @@ pub struct DemoArgs {
     /// Only make the two nodes (for scripts/bench.sh and your own trials).
     #[arg(long)]
     pub nodes_only: bool,
+    /// Run the exchange on the two nodes already in --dir (made with
+    /// --nodes-only, then given their peer accounts by scripts/demo.sh).
+    #[arg(long)]
+    pub existing: bool,
 }
 
 pub const SAMPLE_BATCH: &str = include_str!("../samples/batch-inspection.xml");
@@ -136,7 +140,11 @@ pub const NOTICE: &str = include_str!("../samples/demo/construction-notice.xml")
 pub const CODE_CHANGE: &str = include_str!("../samples/demo/code-change.xml");
 
 pub fn run(args: &DemoArgs) -> Result<()> {
-    let (insp_dir, sup_dir) = pair(args)?;
+    let (insp_dir, sup_dir) = if args.existing {
+        (args.dir.join("inspection"), args.dir.join("supervision"))
+    } else {
+        pair(args)?
+    };
     if args.nodes_only {
         println!("{}\n{}", insp_dir.display(), sup_dir.display());
         return Ok(());

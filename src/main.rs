@@ -151,14 +151,23 @@ enum Cmd {
     },
     /// Fields a peer sent that were not its to change, and discrepancy notices (R4, R6).
     Discrepancies,
-    /// Set where a peer's sets arrive (and, for a peer that pulls, wait): its drop
-    /// folders in its SFTP chroot. scripts/peer-account.sh calls this.
-    PeerFolders {
+    /// Change a peer's section of sedx.toml: where its sets arrive and wait here
+    /// (its drop folders in its SFTP chroot: scripts/peer-account.sh sets them),
+    /// and how this node logs in to it.
+    PeerSet {
         peer: String,
+        /// Folder where the peer's sets arrive (local_inbound).
         #[arg(long)]
         inbound: Option<PathBuf>,
+        /// Folder where sets wait for a pulling peer (local_outbox).
         #[arg(long)]
         outbox: Option<PathBuf>,
+        /// The account this node logs in as on the peer's server.
+        #[arg(long)]
+        user: Option<String>,
+        /// The peer's folder for our sets, as its server shows it (e.g. /inbound).
+        #[arg(long)]
+        remote_inbound: Option<String>,
     },
     /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
     Demo(sedx::demo::DemoArgs),
@@ -489,10 +498,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::PeerFolders {
+        Cmd::PeerSet {
             peer,
             inbound,
             outbox,
+            user,
+            remote_inbound,
         } => {
             let mut cfg = sedx::config::Config::load(&cli.node)?;
             let p = cfg
@@ -508,8 +519,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if outbox.is_some() {
                 p.local_outbox = outbox;
             }
+            if let Some(user) = user {
+                p.user = user;
+            }
+            if let Some(dir) = remote_inbound {
+                p.remote_inbound = dir;
+            }
             cfg.save(&cli.node)?;
-            println!("peer {peer}: folders set in sedx.toml (restart the service to use them)");
+            println!("peer {peer}: sedx.toml changed (restart the service to use it)");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {

@@ -54,7 +54,9 @@ fn settle(p: &Pair, batches: i64) {
 
 /// What the receiver holds, for comparing runs.
 fn register(node: &Path) -> (Vec<String>, Vec<(u64, String)>) {
-    let conn = rusqlite::Connection::open(node.join("store.sqlite")).unwrap();
+    let cfg = Config::load(node).unwrap();
+    let db = sedx::config::Layout::new(node).resolve(&cfg.node.store);
+    let conn = rusqlite::Connection::open(db).unwrap();
     let mut st = conn
         .prepare("SELECT registration_code || ' ' || user_unit FROM equipment ORDER BY 1")
         .unwrap();
@@ -230,6 +232,57 @@ impl Drop for Tmpfs {
 }
 
 #[test]
+fn receivers_store_and_scratch_full_nothing_is_lost_and_it_completes_once_space_returns() {
+    let p = Pair::new();
+    // The receiver's store and its scratch folder each on a small disk of its own,
+    // nearly full.
+    let store_disk = p.tmp.path().join("store-disk");
+    std::fs::create_dir_all(&store_disk).unwrap();
+    let _store = Tmpfs::mount(&store_disk, "16m");
+    std::fs::copy(p.sup.join("store.sqlite"), store_disk.join("store.sqlite")).unwrap();
+    std::fs::remove_file(p.sup.join("store.sqlite")).unwrap();
+    let mut cfg = Config::load(&p.sup).unwrap();
+    cfg.node.store = store_disk.join("store.sqlite");
+    cfg.save(&p.sup).unwrap();
+    let _work = Tmpfs::mount(&p.sup.join(".work"), "16m");
+    let fillers = [
+        (store_disk.join("filler"), 15_900 * 1024),
+        (p.sup.join(".work/filler"), 15_900 * 1024),
+    ];
+    for (f, n) in &fillers {
+        let _ = std::fs::write(f, vec![0u8; *n]);
+    }
+    drop_batches(&p, 1, 10);
+    let big = p.tmp.path().join("big");
+    let o = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args(["gen", "--out", big.to_str().unwrap(), "--records", "4000"])
+        .args(["--batch-size", "5000", "--non-statutory", "0", "--to", SUP])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::rename(big.join("gen-000001.xml"), p.insp.join("outbound/big.xml")).unwrap();
+    assert!(run_once_ok(&p.insp), "the sender ships both");
+    assert!(
+        !run_once_ok(&p.sup),
+        "the full disks are reported as failures"
+    );
+    assert!(
+        files_in(&p.sup_inbound())
+            .iter()
+            .any(|f| f.ends_with(".sha256")),
+        "what could not be applied stays in inbound"
+    );
+    for (f, _) in &fillers {
+        std::fs::remove_file(f).unwrap();
+    }
+    settle(&p, 2);
+    let (equipment, journal) = register(&p.sup);
+    assert_eq!(journal.len(), 2, "{journal:?}");
+    assert!(journal.iter().all(|(_, s)| s == "accepted"), "{journal:?}");
+    assert_eq!(equipment.len(), 10 + 2000);
+}
+
+#[test]
 fn receivers_disk_full_nothing_is_lost_and_it_completes_once_space_returns() {
     let p = Pair::new();
     let _disk = Tmpfs::mount(&p.sup_inbound(), "256k");
@@ -282,9 +335,75 @@ fn receivers_disk_full_nothing_is_lost_and_it_completes_once_space_returns() {
     );
 }
 
+/// The log lines that mark the steps of a pass (sender and receiver).
+const STEPS: [&str; 6] = [
+    "sealed",
+    "uploaded",
+    "shipped",
+    "applied",
+    "acknowledgment sealed",
+    "acknowledged",
+];
+
+/// Run one pass of `node` and kill it: right after it logs `target` (a step),
+/// or at a random moment when there is no target. Returns whether it was
+/// killed, and the last step it had logged then ("start" for none).
+fn run_and_kill(node: &Path, target: Option<&str>, delay_us: u64) -> (bool, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(node)
+        .args(["run", "--once"])
+        .env("SEDX_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut last = "start".to_string();
+    let step_of = |line: &str| {
+        STEPS
+            .iter()
+            .rev()
+            .find(|s| line.contains(&format!(" {s} ")) || line.contains(&format!("m {s}")))
+            .map(|s| s.to_string())
+    };
+    match target {
+        Some(t) => {
+            // Wait for the step (or the end of the pass), then kill at once.
+            for line in rx.iter() {
+                if let Some(step) = step_of(&line) {
+                    last = step.clone();
+                    if step == t {
+                        break;
+                    }
+                }
+            }
+        }
+        None => std::thread::sleep(Duration::from_micros(delay_us)),
+    }
+    let killed = child.try_wait().unwrap().is_none() && child.kill().is_ok();
+    let _ = child.wait();
+    let _ = reader.join();
+    for line in rx.try_iter() {
+        if let Some(step) = step_of(&line) {
+            last = step;
+        }
+    }
+    (killed, last)
+}
+
 #[test]
 fn a_hundred_random_kills_change_nothing() {
-    const BATCHES: u32 = 24;
+    const BATCHES: u32 = 40;
     // The same work without faults, for comparison.
     let calm = Pair::new();
     drop_batches(&calm, BATCHES, 10);
@@ -292,23 +411,47 @@ fn a_hundred_random_kills_change_nothing() {
     let expected = register(&calm.sup);
 
     let p = Pair::new();
-    drop_batches(&p, BATCHES, 10);
     let mut rng = sedx::gen::Rng::new(20061127);
     let mut kills = 0;
     let mut round = 0;
-    while kills < 120 {
+    let mut dropped = 0;
+    // Where the kills landed: the last step the killed pass had logged.
+    let mut landed: std::collections::BTreeMap<String, u32> = Default::default();
+    while kills < 120 || dropped < BATCHES {
         round += 1;
+        // A batch dropped each round, so that every pass has work to be cut in.
+        if dropped < BATCHES {
+            p.drop_batch(
+                &format!("b{dropped:03}.xml"),
+                &equipment_batch(dropped * 10 + 1, 10),
+            );
+            dropped += 1;
+        }
         for node in [&p.insp, &p.sup, &p.insp] {
-            let mut child = spawn_run(node);
-            // A random moment inside a pass: 0-150 ms.
-            std::thread::sleep(Duration::from_micros(rng.below(150_000)));
-            if child.try_wait().unwrap().is_none() {
-                child.kill().unwrap();
+            // Most kills right after a step of the pass (the receiver's apply, its
+            // acknowledgment, sealing, shipping...), the rest at a random moment.
+            let pick = rng.below(STEPS.len() as u64 + 2) as usize;
+            let target = STEPS.get(pick).copied();
+            let (killed, last) = run_and_kill(node, target, rng.below(150_000));
+            if killed {
                 kills += 1;
+                let side = if node == &p.sup { "receiver" } else { "sender" };
+                *landed.entry(format!("{side} after {last}")).or_default() += 1;
             }
-            let _ = child.wait();
         }
         assert!(round < 2000, "{kills} kills in {round} rounds");
+    }
+    eprintln!("where the {kills} kills landed: {landed:#?}");
+    for window in [
+        "receiver after applied",
+        "receiver after acknowledgment sealed",
+        "sender after sealed",
+        "sender after shipped",
+    ] {
+        assert!(
+            landed.contains_key(window),
+            "no kill landed {window}: {landed:#?}"
+        );
     }
     settle(&p, BATCHES as i64);
     assert!(kills >= 100);

@@ -125,6 +125,7 @@ impl Pair {
             authorized_keys: sshd.authorized_keys.clone(),
             user: whoami(),
             nodes_only: true,
+            existing: false,
         };
         let (insp, sup) = pair(&args).unwrap();
         for dir in [&insp, &sup] {
