@@ -99,8 +99,10 @@ def fresh_nodes(work, args, name):
         cfg = os.path.join(node, "sedx.toml")
         text = open(cfg, encoding="utf-8").read()
         text = text.replace('window = "02:00-08:00"', 'window = "always"')
-        # Scenario 4 sends one 1 GB batch, four times the default document cap.
+        # Scenario 4 sends one 1 GB batch: four times the default document cap, and
+        # a payload larger than the default payload cap.
         text = re.sub(r"(?m)^max_expanded_bytes = \d+$", "max_expanded_bytes = 2147483648", text)
+        text = re.sub(r"(?m)^max_payload_bytes = \d+$", "max_payload_bytes = 1073741824", text)
         open(cfg, "w", encoding="utf-8").write(text)
     return insp, sup
 
