@@ -163,6 +163,12 @@ pub fn records(data: &[u8]) {
 /// record reader reads must hold the same records with the same field values
 /// in both. Panics (a finding) when they differ.
 pub fn differential(data: &[u8]) {
+    differential_compared(data);
+}
+
+/// [`differential`]; whether the two views were compared (the input decoded,
+/// valid to libxml2, and read by the record reader).
+pub fn differential_compared(data: &[u8]) -> bool {
     let path = scratch().with_extension("xml");
     let decoded = std::fs::File::create(&path).ok().and_then(|f| {
         let mut w = std::io::BufWriter::new(f);
@@ -170,17 +176,16 @@ pub fn differential(data: &[u8]) {
             .ok()?;
         std::io::Write::flush(&mut w).ok()
     });
-    if decoded.is_some() {
-        compare_views(&path);
-    }
+    let compared = decoded.is_some() && compare_views(&path);
     let _ = std::fs::remove_file(&path);
+    compared
 }
 
 type View = Vec<(String, Vec<(String, String)>)>;
 
-fn compare_views(path: &std::path::Path) {
+fn compare_views(path: &std::path::Path) -> bool {
     let Ok(bytes) = std::fs::read(path) else {
-        return;
+        return false;
     };
     let valid = SCHEMAS.with(|s| {
         let mut s = s.borrow_mut();
@@ -191,7 +196,7 @@ fn compare_views(path: &std::path::Path) {
             .is_some_and(|schemas| schemas.check(path, DocKind::Batch).is_ok())
     });
     if !valid {
-        return;
+        return false;
     }
     // The record reader's view.
     let mut ours: View = Vec::new();
@@ -200,7 +205,7 @@ fn compare_views(path: &std::path::Path) {
         match reader.next_record() {
             Ok(Some((kind, raw))) => ours.push((kind.element().to_string(), raw.fields)),
             Ok(None) => break,
-            Err(_) => return, // refused: nothing is applied
+            Err(_) => return false, // refused: nothing is applied
         }
     }
     // libxml2's view of the same bytes (no recovery, no network, no DTD).
@@ -226,6 +231,7 @@ fn compare_views(path: &std::path::Path) {
         }
     }
     assert_eq!(ours, theirs, "the record reader and libxml2 disagree");
+    true
 }
 
 /// The stages by name, for the corpus runner.

@@ -32,3 +32,15 @@ fn every_corpus_input_runs_without_panic() {
     }
     assert!(total >= 40, "{total} inputs");
 }
+
+/// The differential target compares for real: a valid batch (with a CDATA
+/// section, references and line ends) reaches the comparison of both views.
+#[test]
+fn the_differential_target_compares_both_views_of_a_valid_batch() {
+    let doc = "<?xml version=\"1.0\" encoding=\"GBK\"?>\r\n<batch xmlns=\"urn:sedx:batch:1\" from=\"insp-city\">\r\n<equipment><registrationCode>31103101012006050007</registrationCode><category>3110</category><userUnit>A &amp; B\r\n<![CDATA[ <C> ]]>&#x4E0A;</userUnit></equipment></batch>\r\n";
+    let (gbk, _, _) = encoding_rs::GBK.encode(doc);
+    assert!(sedx::fuzzing::differential_compared(&gbk));
+    assert!(!sedx::fuzzing::differential_compared(
+        b"<batch><nope/></batch>"
+    ));
+}
