@@ -353,6 +353,28 @@ fn ship_now(node: &mut Node, report: &mut PassReport, force: bool) {
     report.ship_failed = report.errors.len() > errors;
 }
 
+/// Move a set from `from` into `qdir` (a `dup-N/` below it when a set of that
+/// name is there), with NAME.reason.txt, and record it for `sedx status`.
+pub(crate) fn quarantine_set(
+    node: &Node,
+    peer: Option<&str>,
+    name: &SetName,
+    from: &Path,
+    qdir: &Path,
+    rej: &crate::error::Reject,
+) -> Result<()> {
+    let to = set::destination(name, from, qdir);
+    write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
+    set::move_into(name, from, &to)?;
+    node.store.log_quarantine(
+        peer,
+        name.as_str(),
+        rej.code,
+        &rej.detail,
+        &to.display().to_string(),
+    )
+}
+
 /// Write a reason file next to a quarantined item.
 pub(crate) fn write_reason(dir: &Path, stem: &str, code: &str, detail: &str) -> Result<()> {
     let text = format!("{code}\n{detail}\n");

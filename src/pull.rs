@@ -36,39 +36,29 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
                     .and_then(|m| Marker::parse(&m).ok())
                     .is_some_and(|_| name.payload(&local).exists() && name.sig(&local).exists());
                 if !stored {
-                    let mut resumed = 0;
-                    for (file, max) in [
-                        (name.payload_file(), node.cfg.node.max_payload_bytes),
-                        (format!("{name}{}", crate::set::SIG), crate::set::SMALL_FILE_MAX),
-                        (format!("{name}{}", crate::set::MARKER), crate::set::SMALL_FILE_MAX),
-                    ] {
-                        match link.get(&remote, &file, &local, max) {
-                            Ok(n) => resumed += n,
-                            Err(crate::error::Error::Rejected(rej)) => {
-                                // Too large to fetch: put aside at the hub, so it
-                                // never blocks what waits behind it.
-                                tracing::warn!(peer = %peer.id, set = %name, code = rej.code.as_str(), detail = %rej.detail, "not pulled");
-                                node.store.log_quarantine(
-                                    Some(&peer.id),
-                                    name.as_str(),
-                                    rej.code,
-                                    &rej.detail,
-                                    &format!("{remote} (at the hub, removed)"),
-                                )?;
-                                link.remove_set(&remote, &name)?;
-                                report.quarantined += 1;
-                                resumed = u64::MAX;
-                                break;
-                            }
-                            Err(e) => return Err(e),
+                    match download(&link, &remote, &name, &local, node.cfg.node.max_payload_bytes)
+                    {
+                        Ok(resumed) if resumed > 0 => {
+                            tracing::info!(peer = %peer.id, set = %name, resumed, "download resumed");
+                            node.store.bump_counter("resumed_bytes", resumed)?;
                         }
-                    }
-                    if resumed == u64::MAX {
-                        continue;
-                    }
-                    if resumed > 0 {
-                        tracing::info!(peer = %peer.id, set = %name, resumed, "download resumed");
-                        node.store.bump_counter("resumed_bytes", resumed)?;
+                        Ok(_) => {}
+                        Err(crate::error::Error::Rejected(rej)) => {
+                            // Too large to fetch: put aside at the hub, so it never
+                            // blocks what waits behind it.
+                            tracing::warn!(peer = %peer.id, set = %name, code = rej.code.as_str(), detail = %rej.detail, "not pulled");
+                            node.store.log_quarantine(
+                                Some(&peer.id),
+                                name.as_str(),
+                                rej.code,
+                                &rej.detail,
+                                &format!("{remote} (at the hub, removed)"),
+                            )?;
+                            link.remove_set(&remote, &name)?;
+                            report.quarantined += 1;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 crash_point("after-pull");
@@ -88,4 +78,30 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         }
     }
     Ok(())
+}
+
+/// Download a set's three files (the payload at most `max` bytes, the others at
+/// most a few KiB), marker last; the bytes resumed from earlier attempts.
+fn download(
+    link: &Link,
+    remote: &str,
+    name: &crate::set::SetName,
+    local: &std::path::Path,
+    max: u64,
+) -> Result<u64> {
+    let mut resumed = 0;
+    for (file, max) in [
+        (name.payload_file(), max),
+        (
+            format!("{name}{}", crate::set::SIG),
+            crate::set::SMALL_FILE_MAX,
+        ),
+        (
+            format!("{name}{}", crate::set::MARKER),
+            crate::set::SMALL_FILE_MAX,
+        ),
+    ] {
+        resumed += link.get(remote, &file, local, max)?;
+    }
+    Ok(resumed)
 }

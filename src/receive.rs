@@ -183,13 +183,42 @@ fn put_aside(
             return Ok(Taken::Done);
         }
     };
-    let is_batch = verified.kind == DocKind::Batch;
-    if is_batch {
-        let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "poison");
+    // Only the first 64 KiB are expanded: enough for the header.
+    let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "poison");
+    if verified.kind == DocKind::Batch {
         let mut limits = node.cfg.expand_limits();
         limits.max_bytes = 64 << 10;
         let _ = validate::expand(&name.payload(dir), scratch.path(), limits);
-        if let Some(header) = readable_header(node, peer, scratch.path())? {
+    }
+    refuse_authentic(
+        node,
+        peer,
+        dir,
+        name,
+        &verified,
+        scratch.path(),
+        &rej,
+        report,
+    )
+}
+
+/// An authentic set refused before its records were read: a batch whose header
+/// can be read still uses up its sequence number (or waits for its turn to), so
+/// the channel goes on; anything else is quarantined (batches answered).
+#[allow(clippy::too_many_arguments)]
+fn refuse_authentic(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    verified: &Verified,
+    work: &Path,
+    rej: &Reject,
+    report: &mut PassReport,
+) -> Result<Taken> {
+    let is_batch = verified.kind == DocKind::Batch;
+    if is_batch {
+        if let Some(header) = readable_header(node, peer, work)? {
             let expected = node.store.expected_seq(peer)?;
             if header.seq == expected {
                 let arrival = Arrival {
@@ -197,10 +226,11 @@ fn put_aside(
                     set_name: name.as_str(),
                     sha256: &verified.digest.sha256_hex(),
                 };
-                use_up(node, peer, dir, name, &header, &arrival, &rej, report)?;
+                use_up(node, peer, dir, name, &header, &arrival, rej, report)?;
                 return Ok(Taken::Done);
             }
             if header.seq > expected && header.seq <= expected + MAX_AHEAD {
+                // Its turn has not come: refused (and its number used) then.
                 node.store
                     .set_held(peer, name.as_str(), header.seq, &header.id)?;
                 return Ok(Taken::Held(header.seq));
@@ -212,7 +242,7 @@ fn put_aside(
         peer,
         dir,
         name,
-        &rej,
+        rej,
         None,
         Some(&verified.digest),
         is_batch,
@@ -270,44 +300,10 @@ fn take_set(
     let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "in");
     let work = scratch.path().to_path_buf();
     let started = Instant::now();
-    let nack = verified.kind == DocKind::Batch;
     match validate::expand(&name.payload(dir), &work, node.cfg.expand_limits()) {
         Ok(_) => {}
         Err(Error::Rejected(rej)) => {
-            // An authentic batch refused for its content still uses up its
-            // sequence number when its header can be read, so the channel goes on.
-            if nack {
-                if let Some(header) = readable_header(node, peer, &work)? {
-                    let expected = node.store.expected_seq(peer)?;
-                    if header.seq == expected {
-                        let arrival = Arrival {
-                            peer,
-                            set_name: name.as_str(),
-                            sha256: &verified.digest.sha256_hex(),
-                        };
-                        use_up(node, peer, dir, name, &header, &arrival, &rej, report)?;
-                        return Ok(Taken::Done);
-                    }
-                    if header.seq > expected && header.seq <= expected + MAX_AHEAD {
-                        // Its turn has not come: refused (and its number used) then.
-                        node.store
-                            .set_held(peer, name.as_str(), header.seq, &header.id)?;
-                        return Ok(Taken::Held(header.seq));
-                    }
-                }
-            }
-            quarantine(
-                node,
-                peer,
-                dir,
-                name,
-                &rej,
-                None,
-                Some(&verified.digest),
-                nack,
-                report,
-            )?;
-            return Ok(Taken::Done);
+            return refuse_authentic(node, peer, dir, name, &verified, &work, &rej, report);
         }
         Err(e) => return Err(e),
     }
@@ -846,16 +842,7 @@ fn quarantine(
         send_nack(node, peer, &hex::encode(&tag[..8]), &doc)?;
     }
     let qdir = node.layout.quarantine.join(peer);
-    let to = set::destination(name, dir, &qdir);
-    write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
-    set::move_into(name, dir, &to)?;
-    node.store.log_quarantine(
-        Some(peer),
-        name.as_str(),
-        rej.code,
-        &rej.detail,
-        &to.display().to_string(),
-    )?;
+    crate::node::quarantine_set(node, Some(peer), name, dir, &qdir, rej)?;
     report.quarantined += 1;
     Ok(())
 }

@@ -495,16 +495,8 @@ fn refuse_outgoing(
     tracing::warn!(set = %name, code = rej.code.as_str(), detail = %rej.detail,
         "a set in outbound/ is not one this node sealed; quarantined, not sent");
     let qdir = node.layout.quarantine.join("outbound");
-    let to = set::destination(name, &node.layout.outbound, &qdir);
-    crate::node::write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
-    set::move_into(name, &node.layout.outbound, &to)?;
-    node.store.log_quarantine(
-        None,
-        name.as_str(),
-        rej.code,
-        &rej.detail,
-        &to.display().to_string(),
-    )?;
+    let outbound = node.layout.outbound.clone();
+    crate::node::quarantine_set(node, None, name, &outbound, &qdir, rej)?;
     report.quarantined += 1;
     Ok(())
 }
