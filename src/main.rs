@@ -59,10 +59,15 @@ enum Cmd {
         now: bool,
     },
     /// The node's state per peer: queues, last exchanges, acknowledgments, gaps, quarantine.
+    /// Exits 0 when the exchange works, 1 on a warning (a gap, an unknown inbound
+    /// folder), 2 when critical (transport failing, acknowledgments overdue).
     Status {
         /// One JSON document, for scripts.
         #[arg(long)]
         json: bool,
+        /// One line: OK, WARNING or CRITICAL and why (for monitoring checks).
+        #[arg(long)]
+        summary: bool,
     },
     /// Seal what was dropped and ship what is queued, then exit.
     Send {
@@ -189,7 +194,9 @@ fn main() -> ExitCode {
     if cli.log_json {
         builder.json().init();
     } else {
-        builder.with_target(false).init();
+        // Colours only for a person at a terminal, never into files and journals.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        builder.with_target(false).with_ansi(ansi).init();
     }
     match run(cli) {
         Ok(code) => code,
@@ -333,15 +340,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tracing::info!(node = node.id(), "stopped");
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Status { json } => {
+        Cmd::Status { json, summary } => {
             let node = open(&cli.node)?;
             let status = sedx::status::gather(&node)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
+            } else if summary {
+                println!("{}", status.summary());
             } else {
                 print!("{}", status.text());
+                println!("{}", status.summary());
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(status.health().0.exit_code()))
         }
         Cmd::Send { now } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "send", wait)?;

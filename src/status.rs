@@ -167,7 +167,96 @@ pub fn gather(node: &Node) -> Result<Status> {
     })
 }
 
+/// How a node is doing, as monitoring systems (Nagios, Zabbix, ...) read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Health {
+    Ok,
+    /// Attention soon: a sequence gap, sets in an unknown inbound folder, sets in
+    /// outbound/ whose receiver cannot be read.
+    Warning,
+    /// The exchange is not working: a peer's transport failing, a batch not
+    /// acknowledged in time.
+    Critical,
+}
+
+impl Health {
+    /// The exit status of `sedx status` (0 ok, 1 warning, 2 critical).
+    pub fn exit_code(self) -> u8 {
+        self as u8
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "OK",
+            Health::Warning => "WARNING",
+            Health::Critical => "CRITICAL",
+        }
+    }
+}
+
 impl Status {
+    /// The worst condition, with the reasons for it.
+    pub fn health(&self) -> (Health, Vec<String>) {
+        let mut worst = Health::Ok;
+        let mut why = Vec::new();
+        let mut note = |h: Health, what: String| {
+            worst = worst.max(h);
+            why.push(what);
+        };
+        for p in &self.peers {
+            if p.transport.failures > 0 {
+                note(
+                    Health::Critical,
+                    format!(
+                        "{}: transport failing ({} failures)",
+                        p.id, p.transport.failures
+                    ),
+                );
+            }
+            let overdue = p.awaiting_ack.iter().filter(|a| a.overdue).count();
+            if overdue > 0 {
+                note(
+                    Health::Critical,
+                    format!("{}: {overdue} batch(es) not acknowledged in time", p.id),
+                );
+            }
+            if !p.held.is_empty() {
+                note(
+                    Health::Warning,
+                    format!("{}: waiting for seq {}", p.id, p.expected_seq),
+                );
+            }
+        }
+        for u in &self.unknown_inbound {
+            note(
+                Health::Warning,
+                format!(
+                    "inbound/{}: {} set(s) of no configured peer",
+                    crate::text::field(&u.folder),
+                    u.sets
+                ),
+            );
+        }
+        if self.unroutable > 0 {
+            note(
+                Health::Warning,
+                format!("{} set(s) in outbound/ cannot be routed", self.unroutable),
+            );
+        }
+        (worst, why)
+    }
+
+    /// One line for a monitoring check: `STATE sedx NODE: reasons`.
+    pub fn summary(&self) -> String {
+        let (health, why) = self.health();
+        let why = if why.is_empty() {
+            "exchange working".to_string()
+        } else {
+            why.join("; ")
+        };
+        format!("{} sedx {}: {why}", health.as_str(), self.node)
+    }
+
     pub fn text(&self) -> String {
         let mut o = String::new();
         let w = &mut o;

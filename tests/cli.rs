@@ -191,3 +191,16 @@ fn watcher_does_the_whole_exchange_by_itself() {
         3
     );
 }
+
+/// Logs carry no terminal colour codes when stderr is a file or a pipe (journald,
+/// log files, the tests).
+#[test]
+fn logs_into_a_pipe_have_no_colour_codes() {
+    let p = Pair::new();
+    p.drop_batch("b.xml", &sample_batch());
+    let out = sedx(&p.insp, &["run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("sealed"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}

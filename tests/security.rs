@@ -359,10 +359,16 @@ fn sets_in_an_inbound_folder_of_no_peer_are_reported() {
         "{}",
         stderr(&out)
     );
-    let status = String::from_utf8(sedx(&p.sup, &["status"]).stdout).unwrap();
+    let out = sedx(&p.sup, &["status"]);
+    let status = String::from_utf8(out.stdout).unwrap();
     assert!(
         status.contains("UNKNOWN INBOUND FOLDER inbound/insp-unknown: 1 set(s)"),
         "{status}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a warning for monitoring: {status}"
     );
     let json = String::from_utf8(sedx(&p.sup, &["status", "--json"]).stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();

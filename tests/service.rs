@@ -19,6 +19,15 @@ fn closed_window() -> String {
     format!("{}-{}", hm(m + 60), hm(m + 120))
 }
 
+/// `sedx status ARGS`: its exit status (0 ok, 1 warning, 2 critical) and output.
+fn status_of(node: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = sedx(node, &[&["status"][..], args].concat());
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
 fn stdout(out: std::process::Output) -> String {
     assert!(
         out.status.success(),
@@ -61,10 +70,19 @@ fn transport_errors_back_off_and_nothing_is_lost() {
     let r = p.insp().pass();
     assert_eq!(r.shipped, 0);
     assert!(!r.errors.is_empty());
-    let status = stdout(sedx(&p.insp, &["status"]));
+    let (code, status) = status_of(&p.insp, &[]);
     assert!(
         status.contains("TRANSPORT FAILING: 1 failure(s)"),
         "{status}"
+    );
+    // A monitoring check sees it: exit status 2 and one line.
+    assert_eq!(code, 2, "{status}");
+    let (code, line) = status_of(&p.insp, &["--summary"]);
+    assert_eq!(code, 2);
+    assert!(
+        line.starts_with("CRITICAL sedx insp-city: sup-city: transport failing")
+            && line.lines().count() == 1,
+        "{line}"
     );
     let _back = Sshd::start_on(&p.sshd.dir, Some(p.sshd.port));
     let r = p.pass(&p.insp);
@@ -76,8 +94,13 @@ fn transport_errors_back_off_and_nothing_is_lost() {
     );
     let out = stdout(sedx(&p.insp, &["send", "--now"]));
     assert!(out.contains("shipped 1"), "{out}");
-    let status = stdout(sedx(&p.insp, &["status"]));
+    let (code, status) = status_of(&p.insp, &[]);
     assert!(!status.contains("TRANSPORT FAILING"), "{status}");
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        status.contains("OK sedx insp-city: exchange working"),
+        "{status}"
+    );
     assert_eq!(p.pass(&p.sup).applied, 1);
 }
 
@@ -90,18 +113,17 @@ fn missing_acknowledgment_raises_an_alert_and_resends() {
     // No answer yet: overdue, alerted and sent again.
     let r = p.pass(&p.insp);
     assert_eq!((r.overdue, r.shipped), (1, 1));
-    let status = stdout(sedx(&p.insp, &["status"]));
+    let (code, status) = status_of(&p.insp, &[]);
     assert!(status.contains("OVERDUE "), "{status}");
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(sedx(&p.insp, &["status", "--json"]))).unwrap();
+    assert_eq!(code, 2, "an overdue acknowledgment is critical: {status}");
+    let json: serde_json::Value = serde_json::from_str(&status_of(&p.insp, &["--json"]).1).unwrap();
     let waiting = &json["peers"][0]["awaiting_ack"];
     assert_eq!(waiting.as_array().unwrap().len(), 1, "{json}");
     assert_eq!(waiting[0]["overdue"], true);
     assert_eq!(waiting[0]["ship_count"], 2);
     assert_eq!(p.pass(&p.sup).applied, 1);
     p.pass(&p.insp);
-    let json: serde_json::Value =
-        serde_json::from_str(&stdout(sedx(&p.insp, &["status", "--json"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&status_of(&p.insp, &["--json"]).1).unwrap();
     assert!(
         json["peers"][0]["awaiting_ack"]
             .as_array()
