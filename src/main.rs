@@ -560,7 +560,7 @@ fn report(r: &sedx::node::PassReport) {
             "pass"
         );
     }
-    for e in &r.errors {
+    for e in r.unlogged_errors() {
         tracing::error!("{e}");
     }
 }

@@ -53,11 +53,31 @@ pub struct PassReport {
     pub errors: Vec<String>,
     /// Complete sets in inbound folders of no configured peer (not read).
     pub strangers: u64,
+    /// Indexes into `errors` of those already logged.
+    pub logged: Vec<usize>,
+    /// Peers whose transport failed in this pass: not tried again until the next.
+    pub failed_peers: Vec<String>,
     /// Shipping failed in this pass: it is not tried again until the next.
     pub ship_failed: bool,
 }
 
 impl PassReport {
+    /// A failure already logged where it happened (with its peer and set): it
+    /// counts, and is not logged a second time at the end of the pass.
+    pub fn logged_error(&mut self, e: String) {
+        self.logged.push(self.errors.len());
+        self.errors.push(e);
+    }
+
+    /// The failures not logged yet.
+    pub fn unlogged_errors(&self) -> impl Iterator<Item = &String> {
+        self.errors
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.logged.contains(i))
+            .map(|(_, e)| e)
+    }
+
     pub fn did_something(&self) -> bool {
         self.sealed
             + self.shipped

@@ -69,11 +69,16 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             Ok(())
         });
         match fetched {
-            Ok(()) => node.store.transport_ok(&peer.id)?,
+            Ok(()) => {
+                if state.failures > 0 {
+                    tracing::info!(peer = %peer.id, failures = state.failures, "peer reachable again");
+                }
+                node.store.transport_ok(&peer.id)?
+            }
             Err(e) => {
                 tracing::error!(peer = %peer.id, error = %e, "pull failed; will retry");
                 transport_failed(node, &peer.id, &e, &state)?;
-                report.errors.push(e.to_string());
+                report.logged_error(e.to_string());
             }
         }
     }

@@ -402,6 +402,9 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         let Some(peer) = node.cfg.peer(&peer_id).cloned() else {
             continue;
         };
+        if report.failed_peers.contains(&peer_id) {
+            continue; // failed earlier in this pass; the next pass tries again
+        }
         if peer.transport == Transport::Local {
             // The hub leaves sets for this peer in a local folder; it pulls them.
             let dir = node.layout.outbox_of(&peer);
@@ -468,7 +471,8 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
                         tracing::error!(peer = %peer_id, set = %name, error = %e, "upload failed; set stays queued");
                     }
                     transport_failed(node, &peer_id, &e, &state)?;
-                    report.errors.push(e.to_string());
+                    report.logged_error(e.to_string());
+                    report.failed_peers.push(peer_id.clone());
                     failed = true;
                     break;
                 }
@@ -477,6 +481,9 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
             shipped(node, &peer_id, &name, &routing, report)?;
         }
         if !failed {
+            if state.failures > 0 {
+                tracing::info!(peer = %peer_id, failures = state.failures, "peer reachable again");
+            }
             node.store.transport_ok(&peer_id)?;
         }
     }

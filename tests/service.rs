@@ -310,3 +310,28 @@ fn the_systemd_unit_runs_the_watcher_and_stops_it_with_sigterm() {
         .unwrap();
     assert!(help.status.success());
 }
+
+/// A transport failure is logged once, and the recovery in one line.
+#[test]
+fn a_failure_is_logged_once_and_the_recovery_too() {
+    let p = Pair::new();
+    configure(&p.insp, |c| c.node.retry_base_secs = 0);
+    p.sshd.stop();
+    p.drop_batch("b.xml", &sample_batch());
+    let out = sedx(&p.insp, &["run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(errors[0].contains("peer=sup-city"), "{log}");
+    let _back = Sshd::start_on(&p.sshd.dir, Some(p.sshd.port));
+    let out = sedx(&p.insp, &["send", "--now"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let recovered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("peer reachable again"))
+        .collect();
+    assert_eq!(recovered.len(), 1, "{log}");
+    assert!(recovered[0].contains("failures=1"), "{log}");
+}
