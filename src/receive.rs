@@ -498,6 +498,13 @@ fn take_batch(
         accepted = entry.accepted, rejected = entry.rejected,
         verify_ms = ms(timings.verify), expand_ms = ms(timings.expand),
         validate_ms = ms(timings.validate), apply_ms = ms(timings.apply), "applied");
+    if entry.rejected > 0 {
+        // Why, at a glance: the count per reason code and an example of each.
+        for (code, count, key, message) in node.store.rejection_summary(&entry.batch_id)? {
+            tracing::warn!(peer, batch = %entry.batch_id, code = %code, count,
+                example = %crate::text::field(&key), "records refused: {}", crate::text::field(&message));
+        }
+    }
     crash_point("after-apply");
     let started = Instant::now();
     send_ack(node, &entry, false)?;

@@ -673,6 +673,19 @@ impl Store {
             .optional()?)
     }
 
+    /// The refused records of a batch by reason code: (code, count, first key,
+    /// first message), most frequent first.
+    pub fn rejection_summary(&self, batch_id: &str) -> Result<Vec<(String, u64, String, String)>> {
+        let mut st = self.conn.prepare(
+            "SELECT code, count(*), min(key), min(message) FROM record_result WHERE batch_id = ?1
+             GROUP BY code ORDER BY count(*) DESC, code",
+        )?;
+        let rows = st.query_map([batch_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn rejections(
         &self,
         batch_id: &str,

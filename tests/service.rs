@@ -335,3 +335,34 @@ fn a_failure_is_logged_once_and_the_recovery_too() {
     assert_eq!(recovered.len(), 1, "{log}");
     assert!(recovered[0].contains("failures=1"), "{log}");
 }
+
+/// The receiver's log says why records were refused: each reason code with its
+/// count and an example, not only a number.
+#[test]
+fn refused_records_are_logged_by_reason_code() {
+    let p = Pair::new();
+    let key = sedx::signature::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let good = "<equipment><registrationCode>31103101012006050001</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>";
+    let bad_code = |i: u32| {
+        format!("<equipment><registrationCode>BAD{i}</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>")
+    };
+    let bad_org = "<equipment><registrationCode>31103101012006050002</registrationCode><category>3110</category><userUnit>U</userUnit><orgCode>13220082-5</orgCode></equipment>";
+    let (b1, b2) = (bad_code(1), bad_code(2));
+    let doc = wire_batch(INSP, SUP, 1, &[good, &b1, &b2, bad_org]);
+    plant_in(&p.sup_inbound(), "mixed", &gzip(doc.as_bytes()), &key);
+    let out = sedx(&p.sup, &["run", "--once"]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let line = |code: &str| {
+        log.lines()
+            .find(|l| l.contains("records refused") && l.contains(&format!("code={code}")))
+            .unwrap_or_else(|| panic!("no line for {code}: {log}"))
+            .to_string()
+    };
+    let regcode = line("REC-REGCODE");
+    assert!(
+        regcode.contains("count=2") && regcode.contains("example=BAD1"),
+        "{regcode}"
+    );
+    assert!(line("REC-ORGCODE").contains("count=1"), "{log}");
+}
