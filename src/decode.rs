@@ -491,20 +491,30 @@ impl Lexer {
     }
 }
 
-/// [`normalize`] a file into `out` (created), reading it only if it is a
-/// regular file (never through a symbolic link).
-pub fn normalize_file(src: &Path, out: &Path, limits: Limits, cap: u64) -> Result<Normalized> {
-    let input = crate::fsx::open_regular(src)?;
+/// [`normalize`] a file into `out` (created, 0600), reading it only if it is a
+/// regular file (never through a symbolic link); with the SHA-256 (hex) of the
+/// bytes read, which names a dropped file's content.
+pub fn normalize_file(
+    src: &Path,
+    out: &Path,
+    limits: Limits,
+    cap: u64,
+) -> Result<(Normalized, String)> {
+    use sha2::Digest;
+    let mut reader = crate::fsx::HashingReader {
+        inner: crate::fsx::open_regular(src)?,
+        sha256: Default::default(),
+    };
     let mut w = std::io::BufWriter::with_capacity(1 << 20, crate::fsx::create_private(out)?);
     let n = normalize(
-        std::io::BufReader::with_capacity(1 << 20, input),
+        std::io::BufReader::with_capacity(1 << 20, &mut reader),
         &mut w,
         limits,
         cap,
         src,
     )?;
     w.flush().at(out)?;
-    Ok(n)
+    Ok((n, hex::encode(reader.sha256.finalize())))
 }
 
 #[cfg(test)]

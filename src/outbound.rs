@@ -588,25 +588,13 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
 /// 16 hex digits of the SHA-256 of the bytes read (the drop's tag).
 fn take_copy(node: &Node, path: &Path) -> Result<(crate::fsx::Scratch, String)> {
     let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "drop");
-    let mut reader = crate::fsx::HashingReader {
-        inner: crate::fsx::open_regular(path)?,
-        sha256: Default::default(),
-    };
-    {
-        let out = crate::fsx::create_private(scratch.path())?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, out);
-        crate::decode::normalize(
-            BufReader::with_capacity(1 << 20, &mut reader),
-            &mut w,
-            crate::decode::Limits::default(),
-            node.cfg.node.max_expanded_bytes,
-            path,
-        )?;
-        std::io::Write::flush(&mut w).at(scratch.path())?;
-    }
-    use sha2::Digest;
-    let tag = hex::encode(reader.sha256.finalize())[..16].to_string();
-    Ok((scratch, tag))
+    let (_, sha256) = crate::decode::normalize_file(
+        path,
+        scratch.path(),
+        crate::decode::Limits::default(),
+        node.cfg.node.max_expanded_bytes,
+    )?;
+    Ok((scratch, sha256[..16].to_string()))
 }
 
 /// What `sedx import` did.

@@ -170,18 +170,8 @@ fn put_aside(
         ),
     );
     tracing::error!(peer, set = %name, tries, "a set that keeps stopping the node is put aside");
-    let verified = match verify::verify_set(
-        dir,
-        name,
-        peer,
-        &node.signers,
-        node.cfg.node.max_payload_bytes,
-    ) {
-        Ok(v) => v,
-        Err(why) => {
-            quarantine(node, peer, dir, name, &why, None, None, true, report)?;
-            return Ok(Taken::Done);
-        }
+    let Some(verified) = verify_or_refuse(node, peer, dir, name, report)? else {
+        return Ok(Taken::Done);
     };
     // Only the first 64 KiB are expanded: enough for the header.
     let scratch = crate::fsx::Scratch::new_in(&node.layout.work, "poison");
@@ -251,6 +241,35 @@ fn refuse_authentic(
     Ok(Taken::Done)
 }
 
+/// Verify a set as signed by `peer`; one that is not is quarantined (None).
+fn verify_or_refuse(
+    node: &mut Node,
+    peer: &str,
+    dir: &Path,
+    name: &SetName,
+    report: &mut PassReport,
+) -> Result<Option<Verified>> {
+    match verify::verify_set(
+        dir,
+        name,
+        peer,
+        &node.signers,
+        node.cfg.node.max_payload_bytes,
+    ) {
+        Ok(v) => Ok(Some(v)),
+        Err(rej) => {
+            // An unauthenticated set: we cannot tell a batch from an ack, so answer
+            // unless its (claimed) signature namespace says it is an ack.
+            let is_ack = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
+                .ok()
+                .and_then(|b| crate::signature::ParsedSig::parse(&b).ok())
+                .is_some_and(|s| s.namespace() == "sedx-ack");
+            quarantine(node, peer, dir, name, &rej, None, None, !is_ack, report)?;
+            Ok(None)
+        }
+    }
+}
+
 fn take_set(
     node: &mut Node,
     peer: &str,
@@ -273,24 +292,8 @@ fn take_set(
         }
     }
     let started = Instant::now();
-    let verified = match verify::verify_set(
-        dir,
-        name,
-        peer,
-        &node.signers,
-        node.cfg.node.max_payload_bytes,
-    ) {
-        Ok(v) => v,
-        Err(rej) => {
-            // An unauthenticated set: we cannot tell a batch from an ack, so answer
-            // unless its (claimed) signature namespace says it is an ack.
-            let is_ack = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
-                .ok()
-                .and_then(|b| crate::signature::ParsedSig::parse(&b).ok())
-                .is_some_and(|s| s.namespace() == "sedx-ack");
-            quarantine(node, peer, dir, name, &rej, None, None, !is_ack, report)?;
-            return Ok(Taken::Done);
-        }
+    let Some(verified) = verify_or_refuse(node, peer, dir, name, report)? else {
+        return Ok(Taken::Done);
     };
     let mut timings = Timings {
         verify: started.elapsed(),

@@ -63,20 +63,23 @@ fn peer_account(
     );
 }
 
+/// The test's own throwaway server: no known_hosts, never a prompt.
+const CLIENT_OPTIONS: [&str; 6] = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+];
+
 /// An sftp session of `account` with `node`'s login key, running `batch`.
 fn sftp(p: &Pair, key_node: &Path, account: &str, batch: &str) -> (bool, String) {
     let mut child = Command::new("sftp")
         .args(["-b", "-", "-P", &p.sshd.port.to_string()])
         .arg("-i")
         .arg(key_node.join("keys/login_ed25519"))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-        ])
+        .args(CLIENT_OPTIONS)
         .arg(format!("{account}@127.0.0.1"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -108,14 +111,7 @@ fn ssh(p: &Pair, key_node: &Path, account: &str, args: &[&str]) -> std::process:
         .args(["-p", &p.sshd.port.to_string()])
         .arg("-i")
         .arg(key_node.join("keys/login_ed25519"))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-        ])
+        .args(CLIENT_OPTIONS)
         .args(args)
         .arg(format!("{account}@127.0.0.1"))
         .stdin(Stdio::null())
