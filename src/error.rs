@@ -202,7 +202,7 @@ pub enum Error {
     #[error("节点正被另一个 sedx 进程使用 / the node is in use by another sedx process ({holder}); stop it first (systemctl stop sedx), or pass --wait to wait for it")]
     Busy { holder: String },
     /// The store is missing, empty, damaged or of another node.
-    #[error("store {}: {detail}", path.display())]
+    #[error("节点存储不可用 / store {}: {detail}", path.display())]
     StoreDamaged { path: PathBuf, detail: String },
     #[error("{0}")]
     Other(String),

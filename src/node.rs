@@ -273,9 +273,9 @@ fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
     let damaged = |detail: String| Error::StoreDamaged {
         path: path.clone(),
         detail: format!(
-            "{detail}. 存储已丢失或损坏：请用备份恢复 / restore the node from its latest backup: \
-             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (see docs/operations.md); \
-             a new node is made with `sedx init`"
+            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
+             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
+             新节点请用 / a new node is made with `sedx init`"
         ),
     };
     match std::fs::symlink_metadata(&path) {
