@@ -58,6 +58,10 @@ pub struct NodeSection {
     /// A batch not acknowledged this long after shipping raises an alert and is resent.
     #[serde(default = "default_ack_timeout")]
     pub ack_timeout_secs: u64,
+    /// On a hub: a pulling peer that leaves a set waiting in its outbox folder
+    /// this long has stopped pulling; an alert is raised (log and status).
+    #[serde(default = "default_pull_alert")]
+    pub pull_alert_secs: u64,
 }
 
 fn default_window() -> String {
@@ -67,6 +71,9 @@ fn default_retry_base() -> u64 {
     30
 }
 fn default_retry_max() -> u64 {
+    3600
+}
+fn default_pull_alert() -> u64 {
     3600
 }
 fn default_ack_timeout() -> u64 {
@@ -279,6 +286,7 @@ impl Config {
                 retry_base_secs: default_retry_base(),
                 retry_max_secs: default_retry_max(),
                 ack_timeout_secs: default_ack_timeout(),
+                pull_alert_secs: default_pull_alert(),
             },
             rules: RulesSection::default(),
             peers: Vec::new(),

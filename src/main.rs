@@ -156,6 +156,9 @@ enum Cmd {
     },
     /// Fields a peer sent that were not its to change, and discrepancy notices (R4, R6).
     Discrepancies,
+    /// Responsibility proposals (R12) and change requests (R13) awaiting this
+    /// supervision node's decision (待决定), oldest first.
+    Decisions,
     /// Change a peer's section of sedx.toml: where its sets arrive and wait here
     /// (its drop folders in its SFTP chroot: scripts/peer-account.sh sets them),
     /// and how this node logs in to it.
@@ -496,6 +499,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match sedx::views::equipment_show(&node.store, &code)? {
                 Some(view) => print!("{view}"),
                 None => bail!("no equipment {code} on record"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Decisions => {
+            let node = open(&cli.node)?;
+            let list = sedx::views::undecided(&node.store, None)?;
+            println!("待决定 {} awaiting decision", list.len());
+            for u in list {
+                println!(
+                    "  {} {} {} equipment {} agency {} from {}",
+                    u.date, u.kind, u.id, u.registration_code, u.agency, u.from
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -158,6 +158,10 @@ impl Node {
         layout.create()?;
         for p in &cfg.peers {
             crate::fsx::create_dir_all(&layout.inbound_of(p))?;
+            if p.transport == crate::config::Transport::Local {
+                // A pulling peer finds its folder from the start, even empty.
+                crate::fsx::create_dir_all(&layout.outbox_of(p))?;
+            }
         }
         let store = open_store(&layout, &cfg)?;
         let key = signature::load_private_key(&layout.resolve(&cfg.node.signing_key))?;
@@ -196,7 +200,17 @@ impl Node {
         if let Err(e) = crate::pull::pull_all(self, &mut report, force) {
             report.errors.push(format!("pull: {e}"));
         }
-        if let Err(e) = receive::receive_all(self, &mut report) {
+        // Acknowledgments leave while a long inbound queue is applied: every
+        // ACK_FLUSH_SETS sets or second, whichever comes first.
+        let (mut taken, mut last) = (0u32, std::time::Instant::now());
+        let flush = |node: &mut Node, report: &mut PassReport| {
+            taken += 1;
+            if taken >= ACK_FLUSH_SETS || last.elapsed() >= std::time::Duration::from_secs(1) {
+                (taken, last) = (0, std::time::Instant::now());
+                ship_answers(node, report);
+            }
+        };
+        if let Err(e) = receive::receive_all(self, &mut report, flush) {
             report.errors.push(format!("receive: {e}"));
         }
         if let Err(e) = outbound::release_due(self, &mut report) {
@@ -213,6 +227,9 @@ impl Node {
         }
         if let Err(e) = ship::ship_all(self, &mut report, force) {
             report.errors.push(format!("ship: {e}"));
+        }
+        if let Err(e) = ship::watch_pulls(self) {
+            report.errors.push(format!("pulls: {e}"));
         }
         report
     }
@@ -361,6 +378,22 @@ pub fn lock(dir: &Path, what: &str, wait: bool) -> Result<NodeLock> {
 }
 
 /// Ship what is sealed so far (between the files of a pass).
+/// Sets taken between two shipments of acknowledgments in a long inbound queue.
+pub const ACK_FLUSH_SETS: u32 = 25;
+
+/// Ship what is queued while the inbound queue is worked: acknowledgments go
+/// whatever the window (batches still wait for it).
+fn ship_answers(node: &mut Node, report: &mut PassReport) {
+    if report.ship_failed {
+        return;
+    }
+    let errors = report.errors.len();
+    if let Err(e) = ship::ship_all(node, report, false) {
+        report.errors.push(format!("ship: {e}"));
+    }
+    report.ship_failed = report.errors.len() > errors;
+}
+
 fn ship_now(node: &mut Node, report: &mut PassReport, force: bool) {
     // Outside the window batches wait; the pass's last ship counts them.
     if report.ship_failed || !(force || node.cfg.window().open_now()) {

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::document::RecordReader;
 use crate::document::{self, BatchHeader, DocKind};
 use crate::domain::rules::{judge, Direction, Register, Verdict};
-use crate::domain::Record;
+use crate::domain::{Record, RecordKind};
 use crate::error::{Code, Error, IoContext, Reject, Result};
 use crate::faults::crash_point;
 use crate::node::{write_reason, Node, PassReport};
@@ -228,35 +228,107 @@ fn record_string(rec: &Record) -> String {
     String::from_utf8(w.into_inner()).unwrap_or_default()
 }
 
-/// The peer a record goes to: the batch's `to`, the peer that speaks for the
-/// record's responsible agency, or the only peer.
+/// The peers a record goes to: the batch's `to`; for a responsibility decision
+/// (R12, R13) every agency it concerns; otherwise the peer that speaks for the
+/// record's responsible agency, or the only peer. Empty: nobody speaks for the
+/// agencies named, which [`Route::Nobody`] lists.
+enum Route {
+    To(Vec<String>),
+    Nobody(Vec<String>),
+}
+
 fn route(
     cfg: &Config,
     to: Option<&str>,
     rec: &Record,
     tx: &mut crate::store::ApplyTx<'_>,
-) -> Result<Option<String>> {
+) -> Result<Route> {
     if let Some(to) = to {
-        return Ok(cfg.peer(to).map(|p| p.id.clone()));
+        return Ok(match cfg.peer(to) {
+            Some(p) => Route::To(vec![p.id.clone()]),
+            None => Route::Nobody(Vec::new()),
+        });
     }
-    let agency = match rec
-        .get("inspectionAgency")
-        .or(rec.get("agency"))
-        .or(rec.get("proposedAgency"))
-    {
-        Some(a) => Some(a.to_string()),
-        None => {
-            let code = rec
-                .get("registrationCode")
-                .or(rec.get("oldValue"))
-                .unwrap_or_default();
-            tx.responsibility(code)?.and_then(|r| r.agency)
+    let agencies: Vec<String> = if is_decision(rec.kind) {
+        concerned_agencies(rec, tx)?
+    } else {
+        match rec
+            .get("inspectionAgency")
+            .or(rec.get("agency"))
+            .or(rec.get("proposedAgency"))
+        {
+            Some(a) => vec![a.to_string()],
+            None => {
+                let code = rec
+                    .get("registrationCode")
+                    .or(rec.get("oldValue"))
+                    .unwrap_or_default();
+                tx.responsibility(code)?
+                    .and_then(|r| r.agency)
+                    .into_iter()
+                    .collect()
+            }
         }
     };
-    if let Some(peer) = agency.as_deref().and_then(|a| cfg.peer_for_agency(a)) {
-        return Ok(Some(peer.id.clone()));
+    let mut peers: Vec<String> = Vec::new();
+    for a in &agencies {
+        if let Some(p) = cfg.peer_for_agency(a) {
+            if !peers.contains(&p.id) {
+                peers.push(p.id.clone());
+            }
+        }
     }
-    Ok((cfg.peers.len() == 1).then(|| cfg.peers[0].id.clone()))
+    if is_decision(rec.kind) {
+        // The agency that proposed or asked (a peer, by the origin of its record).
+        let asked = match rec.kind {
+            RecordKind::ResponsibilityAssignment => rec
+                .get("proposalId")
+                .map(|id| (RecordKind::ResponsibilityProposal, id)),
+            _ => rec
+                .get("requestId")
+                .map(|id| (RecordKind::ResponsibilityChangeRequest, id)),
+        };
+        if let Some((kind, id)) = asked {
+            if let Some(origin) = tx.origin_of(kind, id)? {
+                if cfg.peer(&origin).is_some() && !peers.contains(&origin) {
+                    peers.push(origin);
+                }
+            }
+        }
+    }
+    if peers.is_empty() && cfg.peers.len() == 1 {
+        peers.push(cfg.peers[0].id.clone());
+    }
+    Ok(if peers.is_empty() {
+        Route::Nobody(agencies)
+    } else {
+        Route::To(peers)
+    })
+}
+
+/// A decision of supervision about who inspects a piece of equipment.
+fn is_decision(kind: RecordKind) -> bool {
+    matches!(
+        kind,
+        RecordKind::ResponsibilityAssignment | RecordKind::ResponsibilityChange
+    )
+}
+
+/// Every agency a decision concerns (R12, R13): the one it names (newly
+/// responsible, the grantee, or the agency whose temporary change is reclaimed)
+/// and, as the register knows them before the decision, the responsible agency
+/// and the temporarily responsible one.
+fn concerned_agencies(rec: &Record, tx: &mut crate::store::ApplyTx<'_>) -> Result<Vec<String>> {
+    let mut out: Vec<String> = rec.get("agency").map(str::to_string).into_iter().collect();
+    let code = rec.get("registrationCode").unwrap_or_default();
+    if let Some(r) = tx.responsibility(code)? {
+        for a in [r.agency, r.temporary].into_iter().flatten() {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Apply the rules to every record of a dropped file (R4, R9, R10, R12-R16):
@@ -317,58 +389,108 @@ fn sift(
             }
             continue;
         }
-        let peer = route(&cfg, to, &rec, &mut tx)?;
-        match (verdict, peer) {
-            (Verdict::KeepHome, _) => {
+        let verdict = match verdict {
+            Verdict::KeepHome => {
                 tracing::info!(report = %crate::text::field(rec.key()), "non-statutory report kept home (R15)");
                 out.kept_home += 1;
+                continue;
             }
-            (Verdict::Reject(rej), _) => {
+            Verdict::Reject(rej) => {
                 out.rejected_xml.push(record_string(&rec));
                 out.rejected.push((i, rec.key().to_string(), rej));
+                continue;
             }
-            (_, None) => {
+            other => other,
+        };
+        let peers = match route(&cfg, to, &rec, &mut tx)? {
+            Route::To(peers) => peers,
+            Route::Nobody(agencies) => {
+                let detail = if agencies.is_empty() {
+                    "no responsible agency is named or on record, and this node has several peers: give the batch a to=\"PEER\" attribute or the record an agency".to_string()
+                } else {
+                    format!(
+                        "no peer speaks for {}: add agency = \"...\" to that agency's [[peer]] section in sedx.toml",
+                        agencies
+                            .iter()
+                            .map(|a| crate::text::field(a).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 out.rejected_xml.push(record_string(&rec));
                 out.rejected.push((
                     i,
                     rec.key().to_string(),
-                    Reject::new(
-                        Code::RecRoute,
-                        "no peer speaks for this record's responsible agency",
-                    ),
+                    Reject::new(Code::RecRoute, detail),
                 ));
+                continue;
             }
-            (Verdict::HoldUntil(due), Some(peer)) => {
+        };
+        match verdict {
+            Verdict::KeepHome | Verdict::Reject(_) => {}
+            Verdict::HoldUntil(due) => {
                 tracing::info!(key = %crate::text::field(rec.key()), due = %due, "held back until its category's exchange starts (R9)");
                 out.held += 1;
                 if !replay {
-                    tx.defer(
-                        &peer,
-                        rec.category().unwrap_or_default(),
-                        &due,
-                        &record_string(&rec),
-                    )?;
+                    for peer in &peers {
+                        tx.defer(
+                            peer,
+                            rec.category().unwrap_or_default(),
+                            &due,
+                            &record_string(&rec),
+                        )?;
+                    }
                 }
             }
-            (Verdict::Accept { .. }, Some(peer)) => {
+            Verdict::Accept { .. } => {
                 if !replay {
                     for d in tx.upsert(&rec, me, "local", None)? {
                         tx.record_discrepancy("local", None, &d)?;
                     }
                 }
-                let part = out.parts.entry(peer.clone()).or_insert_with(|| Part {
-                    fragment: work.join(format!("out-{tag}-{peer}-{}.frag", std::process::id())),
-                    writer: None,
-                    count: 0,
-                });
-                if part.writer.is_none() {
-                    let f = File::create(&part.fragment).at(&part.fragment)?;
-                    part.writer = Some(Writer::new(BufWriter::with_capacity(1 << 20, f)));
+                // A decision carries the equipment's registration data as the
+                // register holds it after the decision, so that an agency that
+                // never had the equipment can act on it (R12, R13).
+                let companion = if is_decision(rec.kind) {
+                    tx.registration_record(rec.get("registrationCode").unwrap_or_default())?
+                } else {
+                    None
+                };
+                for peer in &peers {
+                    let part = out.parts.entry(peer.clone()).or_insert_with(|| Part {
+                        fragment: work
+                            .join(format!("out-{tag}-{peer}-{}.frag", std::process::id())),
+                        writer: None,
+                        count: 0,
+                    });
+                    if part.writer.is_none() {
+                        let f = File::create(&part.fragment).at(&part.fragment)?;
+                        part.writer = Some(Writer::new(BufWriter::with_capacity(1 << 20, f)));
+                    }
+                    // One equipment record per code in a set: a second would be
+                    // refused as a duplicate.
+                    let equipment = match (&companion, rec.kind) {
+                        (Some(c), _) => Some(c),
+                        (None, RecordKind::Equipment) => Some(&rec),
+                        _ => None,
+                    };
+                    if let Some(e) = equipment {
+                        if !tx
+                            .first_in_batch("equipment in part", &format!("{peer}\n{}", e.key()))?
+                        {
+                            if rec.kind == RecordKind::Equipment {
+                                continue;
+                            }
+                        } else if let (Some(c), Some(w)) = (&companion, part.writer.as_mut()) {
+                            record_xml(w, c).at(&part.fragment)?;
+                            part.count += 1;
+                        }
+                    }
+                    if let Some(w) = part.writer.as_mut() {
+                        record_xml(w, &rec).at(&part.fragment)?;
+                    }
+                    part.count += 1;
                 }
-                if let Some(w) = part.writer.as_mut() {
-                    record_xml(w, &rec).at(&part.fragment)?;
-                }
-                part.count += 1;
             }
         }
     }

@@ -32,8 +32,14 @@ enum Taken {
     Held(u64),
 }
 
-/// Process every peer's inbound folder until no held set can move.
-pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
+/// Process every peer's inbound folder until no held set can move; `after_each`
+/// runs after each set is taken (the node ships the acknowledgments made so far
+/// from there, so that they leave while a long queue is still being applied).
+pub fn receive_all(
+    node: &mut Node,
+    report: &mut PassReport,
+    mut after_each: impl FnMut(&mut Node, &mut PassReport),
+) -> Result<()> {
     report_strangers(node, report)?;
     let peers: Vec<(String, std::path::PathBuf)> = node
         .cfg
@@ -56,7 +62,7 @@ pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
                 Ok(Taken::Held(seq)) => {
                     held.insert(seq, name);
                 }
-                Ok(Taken::Done) => {}
+                Ok(Taken::Done) => after_each(node, report),
                 Err(e) => report.errors.push(format!("{peer}/{name}: {e}")),
             }
         }
@@ -70,6 +76,7 @@ pub fn receive_all(node: &mut Node, report: &mut PassReport) -> Result<()> {
                 report.errors.push(format!("{peer}/{name}: {e}"));
                 break;
             }
+            after_each(node, report);
         }
         report.held += held.len() as u64;
     }

@@ -581,3 +581,78 @@ pub fn resend_overdue(node: &mut Node, report: &mut PassReport) -> Result<()> {
     }
     Ok(())
 }
+
+/// What a pulling peer has left waiting in its outbox folder on this hub.
+pub struct PullWatch {
+    /// Sets seen there before and gone now: the peer took them.
+    pub taken: Vec<String>,
+    /// Sets still waiting, with when they were left (RFC 3339), oldest first.
+    pub waiting: Vec<(String, String)>,
+}
+
+/// Look at a pulling peer's outbox folder (reads only).
+pub fn pull_watch(node: &Node, peer: &PeerConfig) -> Result<PullWatch> {
+    let dir = node.layout.outbox_of(peer);
+    let mut watch = PullWatch {
+        taken: Vec::new(),
+        waiting: Vec::new(),
+    };
+    for (name, at) in node.store.left_for_pull(&peer.id)? {
+        let there = SetName::new(&name).is_ok_and(|n| n.marker(&dir).exists());
+        if there {
+            watch.waiting.push((name, at));
+        } else {
+            watch.taken.push(name);
+        }
+    }
+    Ok(watch)
+}
+
+/// Seconds since an RFC 3339 time (0 if it cannot be read).
+pub fn age_secs(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
+        .unwrap_or(0)
+}
+
+/// Note the pulls of every pulling peer since the last pass, and raise an
+/// alert, logged once, for a peer that has left a set waiting longer than
+/// `pull_alert_secs`: it has stopped pulling (a station whose poller died would
+/// otherwise show only as batches not acknowledged hours later).
+pub fn watch_pulls(node: &mut Node) -> Result<()> {
+    let limit = node.cfg.node.pull_alert_secs as i64;
+    let peers: Vec<PeerConfig> = node
+        .cfg
+        .peers
+        .iter()
+        .filter(|p| p.transport == Transport::Local)
+        .cloned()
+        .collect();
+    for peer in peers {
+        let watch = pull_watch(node, &peer)?;
+        let state = node.store.peer_state(&peer.id)?;
+        if !watch.taken.is_empty() {
+            node.store.taken_by_pull(&peer.id, &watch.taken)?;
+            if state.pull_alert_at.is_some() {
+                tracing::info!(peer = %peer.id, sets = watch.taken.len(), "peer pulls again");
+            }
+            continue;
+        }
+        if let Some((name, at)) = watch.waiting.first() {
+            let age = age_secs(at);
+            if age >= limit && state.pull_alert_at.is_none() {
+                tracing::error!(
+                    peer = %peer.id,
+                    set = %name,
+                    waiting_secs = age,
+                    "peer has not pulled for {} min: {} set(s) wait in {}; check the agency's sedx (or its poller) and its login",
+                    age / 60,
+                    watch.waiting.len(),
+                    node.layout.outbox_of(&peer).display()
+                );
+                node.store.pull_alert_raised(&peer.id)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -22,6 +22,8 @@ pub struct Status {
     pub quarantine: Vec<QuarantineItem>,
     /// Folders in inbound/ of no configured peer and the complete sets in each.
     pub unknown_inbound: Vec<UnknownFolder>,
+    /// Proposals and change requests awaiting this node's decision (R12, R13).
+    pub undecided: Vec<crate::views::Undecided>,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +47,20 @@ pub struct PeerStatus {
     pub held: Vec<u64>,
     pub transport: PeerState,
     pub recent_outcomes: Vec<Outcome>,
+    /// A peer that pulls from this hub: its outbox folder here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PullStatus {
+    /// When sets were last seen taken from the folder.
+    pub last_pull: Option<String>,
+    /// Sets waiting there to be pulled.
+    pub waiting: usize,
+    pub oldest_waiting_secs: i64,
+    /// Waiting longer than pull_alert_secs: the peer has stopped pulling.
+    pub silent: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,11 +90,8 @@ pub struct QuarantineItem {
     pub detail: String,
 }
 
-fn age_secs(rfc3339: &str) -> i64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
-        .unwrap_or(0)
-}
+use crate::ship::age_secs;
+use crate::store::{shanghai_text, shanghai_unix};
 
 pub fn gather(node: &Node) -> Result<Status> {
     let store = &node.store;
@@ -125,7 +138,20 @@ pub fn gather(node: &Node) -> Result<Status> {
                 detail: e.ack_detail.clone().unwrap_or_default(),
             })
             .collect();
+        let pull = if p.transport == crate::config::Transport::Local {
+            let watch = crate::ship::pull_watch(node, p)?;
+            let oldest = watch.waiting.first().map(|w| age_secs(&w.1)).unwrap_or(0);
+            Some(PullStatus {
+                last_pull: store.peer_state(&p.id)?.last_pull_at,
+                waiting: watch.waiting.len(),
+                oldest_waiting_secs: oldest,
+                silent: !watch.waiting.is_empty() && oldest >= node.cfg.node.pull_alert_secs as i64,
+            })
+        } else {
+            None
+        };
         peers.push(PeerStatus {
+            pull,
             id: p.id.clone(),
             queued: queued.get(&p.id).copied().unwrap_or(0),
             last_sent: mine.iter().filter_map(|e| e.shipped_at.clone()).max(),
@@ -164,6 +190,7 @@ pub fn gather(node: &Node) -> Result<Status> {
             .into_iter()
             .map(|(folder, sets)| UnknownFolder { folder, sets })
             .collect(),
+        undecided: crate::views::undecided(store, None)?,
     })
 }
 
@@ -218,6 +245,17 @@ impl Status {
                 note(
                     Health::Critical,
                     format!("{}: {overdue} batch(es) not acknowledged in time", p.id),
+                );
+            }
+            if let Some(pull) = p.pull.as_ref().filter(|x| x.silent) {
+                note(
+                    Health::Critical,
+                    format!(
+                        "{}: not pulling ({} set(s) waiting, oldest {} min)",
+                        p.id,
+                        pull.waiting,
+                        pull.oldest_waiting_secs / 60
+                    ),
                 );
             }
             if !p.held.is_empty() {
@@ -277,16 +315,46 @@ impl Status {
                 w,
                 "  queued {}; last sent {}; last received {}",
                 p.queued,
-                p.last_sent.as_deref().unwrap_or("never"),
-                p.last_received.as_deref().unwrap_or("never")
+                p.last_sent.as_deref().map_or("never".into(), shanghai_text),
+                p.last_received
+                    .as_deref()
+                    .map_or("never".into(), shanghai_text)
             );
+            if let Some(pull) = &p.pull {
+                let _ = writeln!(
+                    w,
+                    "  {}pulls from this hub: last pull {}; {} set(s) waiting{}",
+                    if pull.silent {
+                        "NOT PULLING 未取件: "
+                    } else {
+                        ""
+                    },
+                    pull.last_pull
+                        .as_deref()
+                        .map_or("never".into(), shanghai_text),
+                    pull.waiting,
+                    if pull.waiting > 0 {
+                        format!(", oldest {} min", pull.oldest_waiting_secs / 60)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             if p.transport.failures > 0 {
                 let _ = writeln!(
                     w,
-                    "  TRANSPORT FAILING: {} failure(s), last at {}: {}",
+                    "  TRANSPORT FAILING: {} failure(s), last at {}: {}; next retry {}",
                     p.transport.failures,
-                    p.transport.last_error_at.as_deref().unwrap_or("-"),
-                    crate::text::field(p.transport.last_error.as_deref().unwrap_or("-"))
+                    p.transport
+                        .last_error_at
+                        .as_deref()
+                        .map_or("-".into(), shanghai_text),
+                    crate::text::field(p.transport.last_error.as_deref().unwrap_or("-")),
+                    if p.transport.next_attempt > crate::ship::unix_now() {
+                        shanghai_unix(p.transport.next_attempt)
+                    } else {
+                        "at the next pass".into()
+                    }
                 );
             }
             let _ = writeln!(
@@ -302,7 +370,7 @@ impl Status {
                     if a.overdue { "OVERDUE " } else { "" },
                     a.batch,
                     a.seq,
-                    a.shipped_at,
+                    shanghai_text(&a.shipped_at),
                     a.ship_count,
                     a.waiting_secs
                 );
@@ -348,12 +416,26 @@ impl Status {
                 u.sets
             );
         }
+        if !self.undecided.is_empty() {
+            let _ = writeln!(
+                w,
+                "awaiting decision 待决定: {} (sedx decisions)",
+                self.undecided.len()
+            );
+            for u in self.undecided.iter().take(10) {
+                let _ = writeln!(
+                    w,
+                    "  {} {} {} equipment {} agency {} from {}",
+                    u.date, u.kind, u.id, u.registration_code, u.agency, u.from
+                );
+            }
+        }
         let _ = writeln!(w, "quarantine: {} item(s)", self.quarantine.len());
         for q in self.quarantine.iter().take(20) {
             let _ = writeln!(
                 w,
                 "  {} {} {}: {} {}",
-                q.at,
+                shanghai_text(&q.at),
                 q.from,
                 crate::text::field(&q.name),
                 q.code,

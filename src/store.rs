@@ -98,6 +98,11 @@ pub struct PeerState {
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
     pub last_ok_at: Option<String>,
+    /// A pulling peer: when sets were last seen taken from its outbox folder.
+    pub last_pull_at: Option<String>,
+    /// A pulling peer: when the alert that it stopped pulling was raised (cleared
+    /// by its next pull).
+    pub pull_alert_at: Option<String>,
 }
 
 /// What an acknowledgment says about which batch it answers.
@@ -150,6 +155,35 @@ pub fn now() -> String {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
+        .unwrap_or_default()
+}
+
+/// A time as operators read it: Asia/Shanghai with its offset,
+/// "2026-11-28 09:30:05 +08:00" (from RFC 3339 text or Unix seconds).
+pub fn shanghai(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} +08:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// [`shanghai`] of a stored RFC 3339 time; the text itself if it is not one.
+pub fn shanghai_text(rfc3339: &str) -> String {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(shanghai)
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// [`shanghai`] of Unix seconds.
+pub fn shanghai_unix(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .map(shanghai)
         .unwrap_or_default()
 }
 
@@ -255,6 +289,47 @@ fn record_tables() -> String {
     sql
 }
 
+/// Columns added since the first stores were made (table, column, type).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("outbox", "taken_at", "TEXT"),
+    ("peer_state", "last_pull_at", "TEXT"),
+    ("peer_state", "pull_alert_at", "TEXT"),
+];
+
+/// A store made by an earlier version lacks the columns and optional fields
+/// added since (e.g. a responsibility change's requestId): add them, empty.
+fn add_new_columns(conn: &Connection) -> Result<()> {
+    for (table, col, ty) in ADDED_COLUMNS {
+        let n: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+            [col],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {col} {ty}"))?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS outbox_left_for_pull ON outbox(peer) WHERE taken_at IS NULL",
+    )?;
+    for spec in SPECS {
+        let mut st = conn.prepare(&format!(
+            "SELECT name FROM pragma_table_info('{}')",
+            spec.table
+        ))?;
+        let have: Vec<String> = st
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for f in spec.fields {
+            let col = column(f.name);
+            if !have.contains(&col) {
+                conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN {col} TEXT", spec.table))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ack_status_of(s: String) -> rusqlite::Result<AckStatus> {
     AckStatus::parse(&s).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, s.into())
@@ -272,6 +347,7 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch("INSERT OR IGNORE INTO meta(name, value) VALUES('version', 0);")?;
         conn.execute_batch(&record_tables())?;
+        add_new_columns(&conn)?;
         Ok(Store { conn })
     }
 
@@ -480,7 +556,7 @@ impl Store {
             "INSERT INTO outbox(set_name, batch_id, kind, peer, seq, state, created_at, shipped_at, ship_count)
              VALUES(?1, ?2, ?3, ?4, ?5, 'shipped', ?6, ?6, 1)
              ON CONFLICT(set_name) DO UPDATE SET shipped_at = excluded.shipped_at,
-               ship_count = ship_count + 1,
+               ship_count = ship_count + 1, taken_at = NULL,
                state = CASE WHEN state = 'acknowledged' AND ack_status <> 'rejected' THEN state ELSE 'shipped' END",
             params![set_name, batch_id, kind, peer, seq, now()],
         )?;
@@ -569,7 +645,8 @@ impl Store {
         Ok(self
             .conn
             .query_row(
-                "SELECT failures, next_attempt, last_error, last_error_at, last_ok_at FROM peer_state WHERE peer = ?1",
+                "SELECT failures, next_attempt, last_error, last_error_at, last_ok_at, last_pull_at, pull_alert_at
+                 FROM peer_state WHERE peer = ?1",
                 [peer],
                 |r| {
                     Ok(PeerState {
@@ -578,6 +655,8 @@ impl Store {
                         last_error: r.get(2)?,
                         last_error_at: r.get(3)?,
                         last_ok_at: r.get(4)?,
+                        last_pull_at: r.get(5)?,
+                        pull_alert_at: r.get(6)?,
                     })
                 },
             )
@@ -590,6 +669,46 @@ impl Store {
             "INSERT INTO peer_state(peer, failures, next_attempt, last_error, last_error_at) VALUES(?1, 1, ?2, ?3, ?4)
              ON CONFLICT(peer) DO UPDATE SET failures = failures + 1, next_attempt = ?2, last_error = ?3, last_error_at = ?4",
             params![peer, next_attempt, error, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Sets left in a pulling peer's outbox folder and not seen taken yet, with
+    /// when they were left there.
+    pub fn left_for_pull(&self, peer: &str) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT set_name, shipped_at FROM outbox
+             WHERE peer = ?1 AND taken_at IS NULL AND shipped_at IS NOT NULL ORDER BY shipped_at",
+        )?;
+        let rows = st.query_map([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sets seen taken from a pulling peer's outbox folder: the peer pulled.
+    pub fn taken_by_pull(&self, peer: &str, set_names: &[String]) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        let at = now();
+        for name in set_names {
+            tx.execute(
+                "UPDATE outbox SET taken_at = ?2 WHERE set_name = ?1",
+                params![name, at],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO peer_state(peer, last_pull_at) VALUES(?1, ?2)
+             ON CONFLICT(peer) DO UPDATE SET last_pull_at = ?2, pull_alert_at = NULL",
+            params![peer, at],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The alert that a pulling peer stopped pulling was raised (logged once).
+    pub fn pull_alert_raised(&self, peer: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO peer_state(peer, pull_alert_at) VALUES(?1, ?2)
+             ON CONFLICT(peer) DO UPDATE SET pull_alert_at = ?2",
+            params![peer, now()],
         )?;
         Ok(())
     }
@@ -989,6 +1108,43 @@ impl ApplyTx<'_> {
                 (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
             })
             .optional()?)
+    }
+
+    /// Who a stored record came from: a peer's id, or "local".
+    pub fn origin_of(&self, kind: RecordKind, key: &str) -> Result<Option<String>> {
+        let spec = kind.spec();
+        Ok(self
+            .row(
+                &format!(
+                    "SELECT origin FROM {} WHERE {} = ?1",
+                    spec.table,
+                    column(spec.key)
+                ),
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The equipment's registration data (supervision's fields, R4) as an
+    /// equipment record, if the equipment is on record.
+    pub fn registration_record(&self, code: &str) -> Result<Option<Record>> {
+        let spec = RecordKind::Equipment.spec();
+        let Some(values) = self.stored(spec, code)? else {
+            return Ok(None);
+        };
+        let fields = spec
+            .fields
+            .iter()
+            .zip(values)
+            .filter(|(f, _)| spec.owner_of(f) == Role::Supervision)
+            .filter_map(|(f, v)| v.map(|v| (f.name, v)))
+            .collect();
+        Ok(Some(Record {
+            kind: RecordKind::Equipment,
+            fields,
+            warnings: Vec::new(),
+        }))
     }
 
     fn write_row(

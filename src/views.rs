@@ -129,7 +129,109 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
     for r in rows {
         let _ = writeln!(out, "{}", r?);
     }
+    responsibility_history(store, &chain, &mut out)?;
     Ok(Some(out))
+}
+
+/// The equipment's responsibility decisions (R12, R13), oldest first, and what
+/// still awaits a decision.
+fn responsibility_history(store: &Store, chain: &[String], out: &mut String) -> Result<()> {
+    let marks = vec!["?"; chain.len()].join(",");
+    let mut st = store.conn().prepare(&format!(
+        "SELECT date, 'assignment ' || assignment_id || ': responsible agency ' || agency
+                || coalesce(' (proposal ' || proposal_id || ')', '')
+         FROM responsibility_assignment WHERE registration_code IN ({marks})
+         UNION ALL
+         SELECT date, 'temporary change ' || change_id || ': ' || action || ' ' || agency
+                || coalesce(' (request ' || request_id || ')', '')
+         FROM responsibility_change WHERE registration_code IN ({marks})
+         UNION ALL
+         SELECT date, 'proposal ' || proposal_id || ' from ' || origin || ': ' || proposed_agency
+         FROM responsibility_proposal WHERE registration_code IN ({marks})
+         UNION ALL
+         SELECT date, 'change request ' || request_id || ' from ' || origin || ': ' || agency
+         FROM responsibility_change_request WHERE registration_code IN ({marks})
+         ORDER BY 1, 2"
+    ))?;
+    let all: Vec<&String> = (0..4).flat_map(|_| chain.iter()).collect();
+    let rows = st.query_map(rusqlite::params_from_iter(all), |r| {
+        Ok(format!(
+            "  {} {}",
+            shown(r.get::<_, String>(0)?),
+            shown(r.get::<_, String>(1)?)
+        ))
+    })?;
+    for r in rows {
+        let _ = writeln!(out, "{}", r?);
+    }
+    for code in chain {
+        for u in undecided(store, Some(code))? {
+            let _ = writeln!(
+                out,
+                "  awaiting decision 待决定: {} {} from {} ({}, {})",
+                u.kind, u.id, u.from, u.agency, u.date
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A proposal (R12) or change request (R13) awaiting supervision's decision.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Undecided {
+    /// "proposal" or "change request".
+    pub kind: &'static str,
+    pub id: String,
+    pub registration_code: String,
+    /// The agency proposed, or the agency that asks.
+    pub agency: String,
+    pub date: String,
+    /// The peer it came from.
+    pub from: String,
+}
+
+/// Proposals with no assignment that answers them (by proposalId, or a later
+/// assignment of the same equipment) and approved change requests with no
+/// change that answers them (by requestId, or a later grant to that agency).
+const UNDECIDED: &str = "
+SELECT 'proposal', p.proposal_id, p.registration_code, p.proposed_agency, p.date, p.origin
+FROM responsibility_proposal p
+WHERE NOT EXISTS (SELECT 1 FROM responsibility_assignment a
+                  WHERE a.proposal_id = p.proposal_id
+                     OR (a.registration_code = p.registration_code AND a.date >= p.date))
+UNION ALL
+SELECT 'change request', q.request_id, q.registration_code, q.agency, q.date, q.origin
+FROM responsibility_change_request q
+WHERE NOT EXISTS (SELECT 1 FROM responsibility_change c
+                  WHERE c.request_id = q.request_id
+                     OR (c.registration_code = q.registration_code AND c.agency = q.agency
+                         AND c.date >= q.date))";
+
+/// `sedx decisions`: what awaits supervision's decision, oldest first;
+/// `code` limits it to one piece of equipment.
+pub fn undecided(store: &Store, code: Option<&str>) -> Result<Vec<Undecided>> {
+    let sql = format!(
+        "SELECT * FROM ({UNDECIDED}) WHERE ?1 IS NULL OR registration_code = ?1 ORDER BY 5, 2"
+    );
+    let mut st = store.conn().prepare(&sql)?;
+    let rows = st.query_map([code], |r| {
+        let get = |i: usize| -> rusqlite::Result<String> {
+            Ok(shown(r.get::<_, Option<String>>(i)?.unwrap_or_default()))
+        };
+        Ok(Undecided {
+            kind: if get(0)? == "proposal" {
+                "proposal"
+            } else {
+                "change request"
+            },
+            id: get(1)?,
+            registration_code: get(2)?,
+            agency: get(3)?,
+            date: get(4)?,
+            from: get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// One construction notice awaiting its installation inspection.

@@ -366,3 +366,42 @@ fn refused_records_are_logged_by_reason_code() {
     );
     assert!(line("REC-ORGCODE").contains("count=1"), "{log}");
 }
+
+#[test]
+fn acknowledgments_leave_while_a_long_inbound_queue_is_applied() {
+    let p = Pair::new();
+    let n = 2 * sedx::node::ACK_FLUSH_SETS + 10;
+    for i in 0..n {
+        p.drop_batch(&format!("b{i:03}.xml"), &equipment_batch(i * 10, 1));
+    }
+    let r = p.pass(&p.insp);
+    assert_eq!(r.shipped, n as u64);
+    assert_eq!(files_in(&p.sup_inbound()).len(), 3 * n as usize);
+    // The hub is stopped just before it applies the last set of the queue:
+    // the acknowledgments of the sets applied by then have already left.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(&p.sup)
+        .args(["run", "--once"])
+        .env("SEDX_CRASH_AT", format!("before-apply#{n}"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crash injected at before-apply"));
+    let arrived = |p: &Pair| {
+        files_in(&p.insp.join("inbound").join(SUP))
+            .iter()
+            .filter(|f| f.ends_with(".sha256"))
+            .count() as u32
+    };
+    let early = arrived(&p);
+    assert!(
+        early >= 2 * sedx::node::ACK_FLUSH_SETS,
+        "{early} of {} acknowledgments had left when the last set was about to be applied",
+        n - 1
+    );
+    // Restarted, the node applies the rest and answers everything once.
+    p.pass(&p.sup);
+    assert_eq!(arrived(&p), n);
+    let r = p.pass(&p.insp);
+    assert_eq!(r.acks_received, n as u64);
+}

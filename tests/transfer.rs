@@ -226,3 +226,58 @@ fn a_set_damaged_in_transit_is_sent_again() {
         "accepted"
     );
 }
+
+/// `sedx run --once` on a node: its log.
+fn run_log(node: &Path) -> String {
+    let out = run_once(node, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn a_pulling_agency_that_stops_pulling_raises_an_alert_and_its_last_pull_shows() {
+    let p = Pair::new();
+    hub(&p);
+    let mut sup = Config::load(&p.sup).unwrap();
+    // Any set left waiting counts as silence here (the default is an hour).
+    sup.node.pull_alert_secs = 0;
+    sup.save(&p.sup).unwrap();
+    fs::write(p.sup.join("outbound/notice.xml"), drop_doc(SUP, &[NOTICE])).unwrap();
+    let log = run_log(&p.sup);
+    assert!(log.contains("peer has not pulled for 0 min"), "{log}");
+    assert_eq!(
+        run_log(&p.sup).matches("has not pulled").count(),
+        0,
+        "the alert is logged once"
+    );
+    let status = sedx(&p.sup, &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("NOT PULLING 未取件: pulls from this hub: last pull never; 1 set(s) waiting"),
+        "{text}"
+    );
+    let summary = sedx(&p.sup, &["status", "--summary"]);
+    assert!(String::from_utf8_lossy(&summary.stdout)
+        .contains("insp-city: not pulling (1 set(s) waiting"));
+
+    // The agency pulls; the hub sees it at its next pass.
+    p.pass(&p.insp);
+    let log = run_log(&p.sup);
+    assert!(log.contains("peer pulls again"), "{log}");
+    let status = sedx(&p.sup, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let pull = &json["peers"][0]["pull"];
+    assert_eq!(pull["waiting"], 0, "{json}");
+    assert!(
+        pull["last_pull"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{json}"
+    );
+    assert_eq!(sedx(&p.sup, &["status"]).status.code(), Some(0));
+}

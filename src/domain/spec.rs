@@ -183,6 +183,8 @@ const CHANGE: &[Field] = &[
     f("agency", Text, true),
     f("action", Token, true),
     f("date", Date, true),
+    // The change request this decision answers, if any (R13).
+    f("requestId", Code, false),
 ];
 
 const DISCREPANCY: &[Field] = &[
