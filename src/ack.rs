@@ -24,6 +24,10 @@ pub struct AckDoc {
     pub created: String,
     /// Set-level reason (code, detail) when the whole set was refused.
     pub reason: Option<(String, String)>,
+    /// Whether the batch's sequence number is used up (the sender sends its
+    /// next batch with the next number) or not (the sender may send it again
+    /// with the same number once the cause is fixed).
+    pub seq_used: Option<bool>,
 }
 
 /// Streams an acknowledgment: header, then one element per rejected record.
@@ -56,6 +60,9 @@ impl<W: Write> AckWriter<W> {
         root.push_attribute(("accepted", doc.accepted.to_string().as_str()));
         root.push_attribute(("rejected", doc.rejected.to_string().as_str()));
         root.push_attribute(("created", doc.created.as_str()));
+        if let Some(used) = doc.seq_used {
+            root.push_attribute(("seq-used", if used { "true" } else { "false" }));
+        }
         w.write_event(Event::Start(root))?;
         if let Some((code, detail)) = &doc.reason {
             let mut el = BytesStart::new("reason");
@@ -119,6 +126,7 @@ impl AckDoc {
             rejected: num("rejected")?,
             created: need("created")?,
             reason: None,
+            seq_used: get("seq-used").map(|v| v == "true" || v == "1"),
         })
     }
 }

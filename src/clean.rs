@@ -13,8 +13,9 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Column names as either system exports them, mapped to the batch's fields.
-const COLUMNS: &[(&str, &[&str])] = &[
+/// Column names as either system exports them, mapped to the batch's fields
+/// (docs/records.md lists them; a test holds the two together).
+pub const COLUMNS: &[(&str, &[&str])] = &[
     (
         "registrationCode",
         &["设备注册代码", "注册代码", "registration_code"],
@@ -79,6 +80,10 @@ pub struct Problem {
 #[derive(Debug, Default)]
 pub struct Report {
     pub rows: u64,
+    /// Columns of the CSV that are none of [`COLUMNS`]: named, not read.
+    pub unknown_columns: Vec<String>,
+    /// The first problems, for the HTML page (the CSV has them all).
+    pub first: Vec<Problem>,
     pub by_code: BTreeMap<&'static str, u64>,
     pub by_category: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub by_district: BTreeMap<String, BTreeMap<&'static str, u64>>,
@@ -410,6 +415,9 @@ pub fn clean(input: &Path, out: Option<&Path>) -> Result<Report> {
                     .or_default()
                     .entry(p.code)
                     .or_default() += 1;
+                if report.first.len() < SHOWN {
+                    report.first.push(p.clone());
+                }
                 problems
                     .write_record([
                         &p.row.to_string(),
@@ -457,15 +465,11 @@ pub fn clean(input: &Path, out: Option<&Path>) -> Result<Report> {
             .iter()
             .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
             .collect();
-        let map: Vec<Option<&'static str>> = header
-            .iter()
-            .map(|h| {
-                COLUMNS
-                    .iter()
-                    .find(|(f, names)| *f == h || names.contains(&h.as_str()))
-                    .map(|(f, _)| *f)
-            })
-            .collect();
+        let (map, unknown) = map_header(&header);
+        if !unknown.is_empty() {
+            tracing::warn!(file = %input.display(), "unknown columns, not read: {}", unknown.join(", "));
+        }
+        report.unknown_columns = unknown;
         let mut w = csv::Writer::from_writer(BufWriter::with_capacity(
             1 << 20,
             File::create(&cleaned).at(&cleaned)?,
@@ -547,6 +551,12 @@ impl<R: Read> Read for CountingReader<R> {
 /// The terminal summary.
 pub fn summary(r: &Report) -> String {
     let mut s = format!("{} rows, {} problems\n", r.rows, r.problems());
+    if !r.unknown_columns.is_empty() {
+        s.push_str(&format!(
+            "unknown columns, not read 未识别的列: {} (docs/records.md lists the column names)\n",
+            r.unknown_columns.join(", ")
+        ));
+    }
     for code in PROBLEMS {
         s.push_str(&format!(
             "  {code:<16} {}\n",
@@ -555,7 +565,11 @@ pub fn summary(r: &Report) -> String {
     }
     s.push_str("by category:\n");
     for (cat, m) in &r.by_category {
-        s.push_str(&format!("  {cat:<8} {}\n", m.values().sum::<u64>()));
+        s.push_str(&format!(
+            "  {cat:<8} {:<10} {}\n",
+            ids::category_name(cat),
+            m.values().sum::<u64>()
+        ));
     }
     s.push_str("by district:\n");
     for (d, m) in &r.by_district {
@@ -578,7 +592,10 @@ pub fn summary(r: &Report) -> String {
 /// One self-contained page: tables and SVG bar charts of problems by category
 /// and by district (no script, no external resource).
 fn html(input: &Path, r: &Report) -> String {
-    let chart = |id: &str, title: &str, data: &BTreeMap<String, BTreeMap<&'static str, u64>>| {
+    let chart = |id: &str,
+                 title: &str,
+                 data: &BTreeMap<String, BTreeMap<&'static str, u64>>,
+                 name: fn(&str) -> &'static str| {
         let max = data
             .values()
             .map(|m| m.values().sum::<u64>())
@@ -586,18 +603,19 @@ fn html(input: &Path, r: &Report) -> String {
             .unwrap_or(1)
             .max(1);
         let mut svg = format!(
-            "<h2>{title}</h2>\n<svg id=\"{id}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"720\" height=\"{}\" role=\"img\" aria-label=\"{title}\">\n",
+            "<h2>{title}</h2>\n<svg id=\"{id}\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"820\" height=\"{}\" role=\"img\" aria-label=\"{title}\">\n",
             data.len() * 22 + 10
         );
         for (i, (label, m)) in data.iter().enumerate() {
             let total: u64 = m.values().sum();
-            let w = total * 520 / max;
+            let w = total * 500 / max;
             let y = i * 22 + 5;
             svg.push_str(&format!(
-                "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect class=\"bar\" x=\"110\" y=\"{y}\" width=\"{w}\" height=\"16\" fill=\"#c0392b\" data-count=\"{total}\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{total}</text>\n",
+                "<text x=\"0\" y=\"{}\" font-size=\"12\">{} {}</text><rect class=\"bar\" x=\"210\" y=\"{y}\" width=\"{w}\" height=\"16\" fill=\"#c0392b\" data-count=\"{total}\"/><text x=\"{}\" y=\"{}\" font-size=\"12\">{total}</text>\n",
                 y + 12,
                 escape(label),
-                115 + w,
+                name(label),
+                215 + w,
                 y + 12
             ));
         }
@@ -611,13 +629,46 @@ fn html(input: &Path, r: &Report) -> String {
             r.by_code.get(code).copied().unwrap_or(0)
         ));
     }
+    let mut listed = String::new();
+    for p in &r.first {
+        listed.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{} {}</td></tr>\n",
+            p.row,
+            escape(&p.key),
+            p.code,
+            escape(&p.detail),
+            escape(&p.category),
+            ids::category_name(&p.category),
+            escape(&p.district),
+            ids::division_name(&p.district)
+        ));
+    }
+    let more = if r.problems() > r.first.len() as u64 {
+        format!(
+            "<p>前 {} 条 / the first {} of {}; all of them: {}</p>",
+            r.first.len(),
+            r.first.len(),
+            r.problems(),
+            escape(r.report_csv.display().to_string())
+        )
+    } else {
+        String::new()
+    };
+    let unknown = if r.unknown_columns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p id=\"unknown-columns\">未识别的列（未读取） / unknown columns, not read: {}</p>",
+            escape(r.unknown_columns.join(", "))
+        )
+    };
     format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx clean: {file}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 8px}}</style></head>\n<body><h1>数据整理报告 / cleanup report</h1><p>{file}: {rows_n} rows, <span id=\"total\">{total}</span> problems</p>\n<table id=\"codes\"><tr><th>code</th><th>count</th></tr>{rows}</table>\n{c1}{c2}</body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx clean: {file}</title>\n<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:2px 8px}}</style></head>\n<body><h1>数据整理报告 / cleanup report</h1><p>{file}: {rows_n} rows, <span id=\"total\">{total}</span> problems</p>\n{unknown}<table id=\"codes\"><tr><th>code</th><th>count</th></tr>{rows}</table>\n{c1}{c2}<h2>问题记录 / problem rows</h2>{more}\n<table id=\"problems\"><tr><th>row</th><th>registration code</th><th>code</th><th>detail</th><th>category</th><th>district</th></tr>\n{listed}</table></body></html>\n",
         file = escape(input.display().to_string()),
         rows_n = r.rows,
         total = r.problems(),
-        c1 = chart("by-category", "Problems by category", &r.by_category),
-        c2 = chart("by-district", "Problems by district", &r.by_district),
+        c1 = chart("by-category", "Problems by category 按类别", &r.by_category, ids::category_name),
+        c2 = chart("by-district", "Problems by district 按区县", &r.by_district, ids::division_name),
     )
 }
 
@@ -631,7 +682,7 @@ fn html(input: &Path, r: &Report) -> String {
 pub fn for_each_row(
     path: &Path,
     mut each: impl FnMut(u64, &[(&str, &str)]) -> Result<()>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     /// Rows packed as text plus (key, value) spans into it.
     #[derive(Default)]
     struct Packed {
@@ -645,7 +696,8 @@ pub fn for_each_row(
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut batch = Packed::default();
-            parse_rows(path, |fields| {
+            let mut unknown = Vec::new();
+            parse_rows(path, &mut unknown, |fields| {
                 for (k, v) in fields {
                     let at = batch.text.len();
                     batch.text.push_str(&k);
@@ -662,7 +714,7 @@ pub fn for_each_row(
             if !batch.rows.is_empty() {
                 let _ = tx.send(batch);
             }
-            Ok(())
+            Ok(unknown)
         });
         let mut row = 0u64;
         let mut outcome = Ok(());
@@ -692,9 +744,35 @@ pub fn for_each_row(
     })
 }
 
-/// The parsing half of [`for_each_row`]: `each` returns false to stop.
+/// Problems shown in the HTML page; the CSV has every one.
+const SHOWN: usize = 1000;
+
+/// The field each CSV column holds (None: a column of no known name), and the
+/// names of the unknown columns.
+pub fn map_header(header: &[String]) -> (Vec<Option<&'static str>>, Vec<String>) {
+    let map: Vec<Option<&'static str>> = header
+        .iter()
+        .map(|h| {
+            COLUMNS
+                .iter()
+                .find(|(f, names)| *f == h || names.contains(&h.as_str()))
+                .map(|(f, _)| *f)
+        })
+        .collect();
+    let unknown = header
+        .iter()
+        .zip(&map)
+        .filter(|(h, m)| m.is_none() && !h.is_empty())
+        .map(|(h, _)| h.clone())
+        .collect();
+    (map, unknown)
+}
+
+/// The parsing half of [`for_each_row`]: `each` returns false to stop; the
+/// unknown columns of a CSV are put in `unknown_out`.
 fn parse_rows(
     path: &Path,
+    unknown_out: &mut Vec<String>,
     mut each: impl FnMut(Vec<(String, String)>) -> Result<bool>,
 ) -> Result<()> {
     let norm = |fields: Vec<(String, String)>| -> Vec<(String, String)> {
@@ -725,18 +803,14 @@ fn parse_rows(
     let mut rd = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(BufReader::with_capacity(1 << 20, decoded(path)?));
-    let header: Vec<Option<&'static str>> = rd
+    let names: Vec<String> = rd
         .headers()
         .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
         .iter()
-        .map(|h| {
-            let h = h.trim().trim_start_matches('\u{feff}');
-            COLUMNS
-                .iter()
-                .find(|(f, names)| *f == h || names.contains(&h))
-                .map(|(f, _)| *f)
-        })
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
+    let (header, unknown) = map_header(&names);
+    *unknown_out = unknown;
     for rec in rd.records() {
         let rec = rec.map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
         let fields = header

@@ -245,7 +245,8 @@ pub struct Config {
     pub node: NodeSection,
     #[serde(default)]
     pub rules: RulesSection,
-    #[serde(default, rename = "peer")]
+    /// Never written as `peer = []`: an operator appends `[[peer]]` sections.
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerConfig>,
 }
 
@@ -328,8 +329,21 @@ impl Config {
     pub fn load(dir: &Path) -> Result<Config> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).at(&path)?;
-        let cfg: Config = toml::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            let msg = e.message();
+            let line = e
+                .span()
+                .map(|s| format!(" (line {})", text[..s.start].lines().count().max(1)))
+                .unwrap_or_default();
+            let fix = if msg.contains("duplicate key") && text.contains("peer = []") {
+                "; remove the line `peer = []` (an earlier `sedx init` wrote it) and keep the [[peer]] sections"
+            } else if msg.contains("unknown field") {
+                "; a misspelt or unknown setting: use one of the names listed (docs/operations.md)"
+            } else {
+                ""
+            };
+            Error::Config(format!("{}{line}: {msg}{fix}", path.display()))
+        })?;
         check_node_id(&cfg.node.id)?;
         Window::parse(&cfg.node.window)?;
         for p in &cfg.peers {
@@ -338,14 +352,23 @@ impl Config {
                 return Err(Error::Config(format!("peer {} is this node", p.id)));
             }
             let need = |what: &str, v: &str| {
-                if v.trim().is_empty() {
-                    Err(Error::Config(format!(
-                        "peer {}: {what} is required for transport {:?}",
-                        p.id, p.transport
-                    )))
-                } else {
-                    Ok(())
+                if !v.trim().is_empty() {
+                    return Ok(());
                 }
+                let how = match what {
+                    "host_key" => format!(
+                        "the pin of the peer's SSH server, \"SHA256:...\": take it from the peer's card (`sedx card` there, then `sedx peer add CARD` here), or run `ssh-keyscan -p {} {} | ssh-keygen -lf -` and confirm it with the peer's operator",
+                        p.port,
+                        if p.host.is_empty() { "HOST" } else { &p.host }
+                    ),
+                    "remote_outbox" => "the folder on the hub where sets for this node wait (its outbox/<this node's id>/)".into(),
+                    "remote_inbound" => "the folder on the peer's server where this node's sets go (its inbound/<this node's id>/, or /inbound in a chrooted account)".into(),
+                    _ => "from the peer's card or its operator".into(),
+                };
+                Err(Error::Config(format!(
+                    "[[peer]] {}: {what} is missing: {how}",
+                    p.id
+                )))
             };
             if p.transport != Transport::Local {
                 need("host", &p.host)?;

@@ -99,6 +99,154 @@ const ROADS: &[&str] = &[
 const USE_STATUS: &[&str] = &["在用", "在用", "在用", "在用", "停用", "未投入使用"];
 const ALNUM: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
+/// A district of today's city, its share of the city's equipment (Pudong
+/// largest, Chongming smallest), and the division its codes carried before a
+/// merger: (old code, last month YYYYMM of the old division, share of the
+/// district's equipment registered there).
+struct Area {
+    code: &'static str,
+    weight: u64,
+    old: Option<(&'static str, u32, f64)>,
+}
+
+const AREAS: &[Area] = &[
+    Area {
+        code: "310115",
+        weight: 24,
+        old: Some(("310119", 200904, 0.2)),
+    },
+    Area {
+        code: "310101",
+        weight: 7,
+        old: Some(("310103", 201105, 0.4)),
+    },
+    Area {
+        code: "310104",
+        weight: 7,
+        old: None,
+    },
+    Area {
+        code: "310105",
+        weight: 5,
+        old: None,
+    },
+    Area {
+        code: "310106",
+        weight: 7,
+        old: Some(("310108", 201510, 0.5)),
+    },
+    Area {
+        code: "310107",
+        weight: 5,
+        old: None,
+    },
+    Area {
+        code: "310109",
+        weight: 4,
+        old: None,
+    },
+    Area {
+        code: "310110",
+        weight: 5,
+        old: None,
+    },
+    Area {
+        code: "310112",
+        weight: 10,
+        old: None,
+    },
+    Area {
+        code: "310113",
+        weight: 6,
+        old: None,
+    },
+    Area {
+        code: "310114",
+        weight: 5,
+        old: None,
+    },
+    Area {
+        code: "310116",
+        weight: 2,
+        old: None,
+    },
+    Area {
+        code: "310117",
+        weight: 5,
+        old: None,
+    },
+    Area {
+        code: "310118",
+        weight: 3,
+        old: None,
+    },
+    Area {
+        code: "310120",
+        weight: 3,
+        old: None,
+    },
+    Area {
+        code: "310151",
+        weight: 1,
+        old: Some(("310230", 201606, 1.0)),
+    },
+];
+
+/// The first and last year of registrations.
+const FIRST_YEAR: u32 = 1985;
+const LAST_YEAR: u32 = 2025;
+
+pub const CITY_INSTITUTE: &str = "上海市特种设备监督检验技术研究院";
+pub const ELEVATOR_STATION: &str = "上海市电梯检测站";
+pub const NATIONAL_CRANES: &str = "国家起重运输机械质量监督检验中心";
+pub const NATIONAL_ROPEWAYS: &str = "国家客运索道质量监督检验中心";
+
+/// Districts with an inspection institute of their own.
+const DISTRICT_INSTITUTES: &[(&str, &str)] = &[
+    ("310115", "上海市浦东新区特种设备监督检验所"),
+    ("310112", "上海市闵行区特种设备监督检验所"),
+    ("310113", "上海市宝山区特种设备监督检验所"),
+    ("310114", "上海市嘉定区特种设备监督检验所"),
+    ("310117", "上海市松江区特种设备监督检验所"),
+];
+
+/// The agency responsible for a piece of equipment, as the city shares them
+/// out: elevators mostly to the elevator testing station, ropeways to the
+/// national centre, some cranes to a national-level agency, a share of the work
+/// in districts with an institute of their own there, the rest to the city
+/// institute.
+pub fn agency_for(rng: &mut Rng, category: &str, district: &str) -> &'static str {
+    let local = DISTRICT_INSTITUTES
+        .iter()
+        .find(|d| d.0 == district)
+        .map(|d| d.1);
+    let roll = rng.below(100);
+    match category.as_bytes().first() {
+        Some(b'9') => NATIONAL_ROPEWAYS,
+        Some(b'3') if roll < 55 => ELEVATOR_STATION,
+        Some(b'4') if roll < 12 => NATIONAL_CRANES,
+        Some(b'1' | b'2' | b'3' | b'4') if roll >= 75 => local.unwrap_or(CITY_INSTITUTE),
+        _ => CITY_INSTITUTE,
+    }
+}
+
+/// A registration month: years weighted toward the present (the city's stock
+/// of equipment grew every year).
+fn registration_month(rng: &mut Rng) -> (u32, u32) {
+    let span = LAST_YEAR - FIRST_YEAR + 1;
+    let total: u64 = (1..=span as u64).sum();
+    let mut pick = rng.below(total);
+    let mut year = FIRST_YEAR;
+    for w in 1..=span as u64 {
+        if pick < w {
+            break;
+        }
+        pick -= w;
+        year += 1;
+    }
+    (year, rng.below(12) as u32 + 1)
+}
+
 /// The defects `gen` can inject, with the reason code each must draw.
 pub const DEFECTS: &[(&str, &str)] = &[
     ("org-code-check", "REC-ORGCODE"),
@@ -156,7 +304,11 @@ pub struct GenOptions {
     pub batch_size: u64,
     pub from: String,
     pub to: Option<String>,
-    pub agency: String,
+    /// One agency for every record; None: the city's mix (see [`agency_for`]).
+    pub agency: Option<String>,
+    /// Whose register: inspection (equipment with technical fields, and
+    /// reports) or supervision (registration data only, no reports).
+    pub side: crate::domain::Role,
 }
 
 /// What was written.
@@ -203,11 +355,8 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
     let mut rng = Rng::new(opts.seed);
     let mut done = Generated::default();
     let total_share: u64 = CATEGORIES.iter().map(|c| c.1).sum();
-    let divisions: Vec<&str> = SHANGHAI_DIVISIONS
-        .iter()
-        .map(|d| d.0)
-        .filter(|d| *d != "310000")
-        .collect();
+    let area_total: u64 = AREAS.iter().map(|a| a.weight).sum();
+    let mut sequences: std::collections::HashMap<(&str, u32), u32> = Default::default();
     let mut batch: Option<Batch> = None;
     let units: Vec<(String, String)> = (0..(opts.records / 20).max(50))
         .map(|n| {
@@ -248,21 +397,46 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
             })
             .copied()
             .unwrap_or(CATEGORIES[0]);
-        let k = i / 10_000;
-        let month = k % 300;
-        let (year, mon) = (1998 + month / 12, month % 12 + 1);
-        let division = divisions[((k / 300) as usize) % divisions.len()];
-        let mut reg_code = format!("{category}{division}{year:04}{mon:02}{:04}", i % 10_000);
-        let district = if division == "310230" {
-            "310151"
-        } else {
-            division
+        // Where and when it was registered: a district by the city's weights, a
+        // month over four decades; the code carries the division of that period
+        // and the next free sequence number.
+        let (area, year, mon, division, seq) = loop {
+            let mut pick = rng.below(area_total);
+            let area = AREAS
+                .iter()
+                .find(|a| {
+                    if pick < a.weight {
+                        true
+                    } else {
+                        pick -= a.weight;
+                        false
+                    }
+                })
+                .unwrap_or(&AREAS[0]);
+            let (year, mon) = registration_month(&mut rng);
+            let division = match area.old {
+                Some((old, until, share)) if year * 100 + mon <= until && rng.chance(share) => old,
+                _ => area.code,
+            };
+            // Numbered per category and month across divisions, so a code whose
+            // division a defect replaces still never meets another.
+            let next = sequences.entry((category, year * 100 + mon)).or_insert(0);
+            if *next < 10_000 {
+                *next += 1;
+                break (area, year, mon, division, *next - 1);
+            }
         };
+        let mut reg_code = format!("{category}{division}{year:04}{mon:02}{seq:04}");
+        let district = area.code;
         let district_name = SHANGHAI_DIVISIONS
             .iter()
             .find(|d| d.0 == district)
             .map(|d| d.1)
             .unwrap_or("黄浦区");
+        let agency = match &opts.agency {
+            Some(a) => a.as_str(),
+            None => agency_for(&mut rng, category, district),
+        };
         // Units own many pieces of equipment: pick one from the city's pool, so a
         // unit name always comes with the same organization code.
         let (pool_unit, body) = units[rng.below(units.len() as u64) as usize].clone();
@@ -306,14 +480,23 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
             format!("<orgCode>{org}</orgCode>")
         };
         let road = rng.pick(ROADS);
-        let equipment = format!(
-            "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{i:08}</factorySerial><internalNumber>{}号</internalNumber><userUnit>{}</userUnit>{id}<address>{district_name}{road}{}号</address><district>{district_field}</district><useStatus>{}</useStatus><inspectionAgency>{}</inspectionAgency></equipment>\n",
-            rng.below(40) + 1,
+        let (internal, house, status) =
+            (rng.below(40) + 1, rng.below(2000) + 1, rng.pick(USE_STATUS));
+        let day = rng.below(28) + 1;
+        // Registration data: supervision's; technical data: inspection's (R4).
+        let registration = format!(
+            "<useCertificate>沪{category}（{year}）{seq:05}</useCertificate><userUnit>{}</userUnit>{id}<address>{district_name}{road}{house}号</address><district>{district_field}</district><registrationAuthority>{district_name}质量技术监督局</registrationAuthority><registrationDate>{year:04}-{mon:02}-{day:02}</registrationDate><useStatus>{status}</useStatus><inspectionAgency>{}</inspectionAgency>",
             escape(&unit),
-            rng.below(2000) + 1,
-            rng.pick(USE_STATUS),
-            escape(&opts.agency),
+            escape(agency),
         );
+        let equipment = match opts.side {
+            crate::domain::Role::Inspection => format!(
+                "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category><factorySerial>F{i:08}</factorySerial><internalNumber>{internal}号</internalNumber>{registration}</equipment>\n"
+            ),
+            crate::domain::Role::Supervision => format!(
+                "  <equipment><registrationCode>{reg_code}</registrationCode><category>{category}</category>{registration}</equipment>\n"
+            ),
+        };
         b.w.write_all(equipment.as_bytes()).at(&b.path)?;
         b.records += 1;
         done.records += 1;
@@ -325,8 +508,13 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
             done.equipment += 1;
         }
         // A report goes with sound equipment only, so each defect draws exactly one refusal.
-        if done.records < opts.records && matches!(defect, None | Some("duplicate-equipment")) {
-            let y = 2006 + rng.below(19);
+        if opts.side == crate::domain::Role::Inspection
+            && done.records < opts.records
+            && matches!(defect, None | Some("duplicate-equipment"))
+        {
+            // An inspection after its registration, since the exchange began.
+            let first = u64::from(year).max(2006);
+            let y = first + rng.below(LAST_YEAR as u64 + 1 - first);
             let (m, d) = (rng.below(12) + 1, rng.below(28) + 1);
             let non_statutory = rng.chance(opts.non_statutory);
             let kind = if non_statutory {
@@ -340,7 +528,7 @@ pub fn generate(opts: &GenOptions) -> Result<Generated> {
                 "  <inspectionReport><reportNumber>JY{y}-{i:08}</reportNumber><registrationCode>{reg_code}</registrationCode><kind>{kind}</kind><date>{y}-{m:02}-{d:02}</date><conclusion>{}</conclusion><nextDue>{}-{m:02}-{d:02}</nextDue><agency>{}</agency><approved>{y}-{m:02}-{d:02}T17:30:00+08:00</approved></inspectionReport>\n",
                 rng.pick(conclusions),
                 y + 1,
-                escape(&opts.agency),
+                escape(agency),
             );
             b.w.write_all(report.as_bytes()).at(&b.path)?;
             b.records += 1;

@@ -10,6 +10,8 @@
 pub mod ack;
 pub mod apply;
 pub mod backup;
+pub mod card;
+pub mod check;
 pub mod clean;
 pub mod config;
 pub mod decode;
@@ -26,6 +28,7 @@ pub mod gen;
 pub mod node;
 pub mod outbound;
 pub mod pull;
+pub mod quarantine;
 pub mod receive;
 pub mod reconcile;
 pub mod seal;

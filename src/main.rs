@@ -102,12 +102,18 @@ enum Cmd {
         non_statutory: f64,
         #[arg(long, default_value_t = 10_000)]
         batch_size: u64,
-        #[arg(long, default_value = "insp-city")]
-        from: String,
+        /// The sending node (default: insp-city, or sup-city with --side supervision).
+        #[arg(long)]
+        from: Option<String>,
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
-        agency: String,
+        /// One agency for every record (default: the city's mix of agencies).
+        #[arg(long)]
+        agency: Option<String>,
+        /// Whose register: inspection (equipment and reports) or supervision
+        /// (registration data, no reports: `import` on a hub refuses nothing).
+        #[arg(long, value_enum, default_value_t = sedx::domain::Role::Inspection)]
+        side: sedx::domain::Role,
     },
     /// Back up the node (store, configuration, keys, folders) into a new folder (R7).
     Backup { dest: PathBuf },
@@ -125,7 +131,8 @@ enum Cmd {
         /// Folder for the cleaned copy and the reports (default: beside the input).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Exit non-zero when more problems than this remain.
+        /// Exit 3 when more problems (rows' problems, each with its code) than
+        /// this are found, as `reconcile` does.
         #[arg(long, default_value_t = 0)]
         max_problems: u64,
     },
@@ -143,8 +150,12 @@ enum Cmd {
         /// The agency the notices come from.
         #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
         agency: String,
-        /// Exit non-zero when more problems than this remain.
-        #[arg(long, default_value_t = u64::MAX)]
+        /// Compare only the fields discrepancy notices carry (R6), not every field.
+        #[arg(long)]
+        r6_only: bool,
+        /// Exit 3 when more problems (records missing on either side, differing
+        /// fields) than this are found, as `clean` does.
+        #[arg(long, default_value_t = 0)]
         max_problems: u64,
     },
     /// Construction notices awaiting installation inspection (业务受理, R11).
@@ -156,9 +167,58 @@ enum Cmd {
     },
     /// Fields a peer sent that were not its to change, and discrepancy notices (R4, R6).
     Discrepancies,
+    /// Quarantined items (隔离区): list, show, retry once the cause is fixed, or
+    /// dismiss with a reason. Runs beside the service.
+    Quarantine {
+        #[command(subcommand)]
+        cmd: QuarantineCmd,
+    },
     /// Responsibility proposals (R12) and change requests (R13) awaiting this
     /// supervision node's decision (待决定), oldest first.
     Decisions,
+    /// Check the node: sedx.toml (unknown keys named), keys and file modes, trust,
+    /// routing, and for each peer the connection, host key pin, login and a probe
+    /// file in its inbound folder. Each failure says the fix. Exits 0, 1
+    /// (warnings) or 2 (failures).
+    Check {
+        /// Do not connect to the peers.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Write this node's participant card (参与方名片): id, role, keys, how its
+    /// SFTP server is reached and its host-key pin. `{peer}` in --user,
+    /// --inbound and --outbox stands for the reading node's id.
+    Card {
+        /// Host name or address peers reach this node's SFTP server at.
+        #[arg(long, default_value = "")]
+        host: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// The account peers log in as (per-peer accounts: sedx-{peer}).
+        #[arg(long, default_value = "sedx-{peer}")]
+        user: String,
+        /// Where a peer's sets go on this server, as the peer's login sees it.
+        #[arg(long, default_value = "/inbound")]
+        inbound: String,
+        /// On a hub: where sets wait for a pulling peer.
+        #[arg(long, default_value = "/outbox")]
+        outbox: String,
+        /// The SSH server's host key: a .pub file or a SHA256 pin
+        /// (default: /etc/ssh/ssh_host_ed25519_key.pub, the system sshd's).
+        #[arg(long)]
+        host_key: Option<String>,
+        /// The inspection agency this node speaks for.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Write the card here (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Peers: `add CARD` joins the node of a participant card.
+    Peer {
+        #[command(subcommand)]
+        cmd: PeerCmd,
+    },
     /// Change a peer's section of sedx.toml: where its sets arrive and wait here
     /// (its drop folders in its SFTP chroot: scripts/peer-account.sh sets them),
     /// and how this node logs in to it.
@@ -182,6 +242,50 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum PeerCmd {
+    /// Add the node of a participant card: its [[peer]] section, its signing key
+    /// in allowed_signers, its inbound folder; prints what the SFTP side needs.
+    Add {
+        card: PathBuf,
+        /// push (both run SFTP servers), pull (this node pulls from the hub), or
+        /// local (on the hub: the peer pulls from here).
+        #[arg(long, default_value = "push")]
+        transport: String,
+        /// The agency the peer speaks for (default: the card's).
+        #[arg(long)]
+        agency: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCmd {
+    /// Open items, newest first (`--all`: retried and dismissed ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// One item: its reason, its files, the reasons per record, what to do next.
+    Show { id: i64 },
+    /// Put the item back through the pipeline: a received set into its peer's
+    /// inbound folder, a drop or its fixed refused records into outbound/.
+    Retry {
+        id: i64,
+        /// Who retries it (default: the login, or SUDO_USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Close the item without retrying it; its files stay in quarantine/.
+    Dismiss {
+        id: i64,
+        /// Why (kept with the item).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum EquipmentCmd {
     /// Latest data of a piece of equipment (old registration codes are followed).
     Show { code: String },
@@ -191,8 +295,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SEDX_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Times as operators read them: Shanghai time, with its offset (the
+    // exchange window is in it).
+    let timer = tracing_subscriber::fmt::time::OffsetTime::new(
+        time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC),
+        time::format_description::well_known::Rfc3339,
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_timer(timer)
         .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
@@ -201,6 +312,11 @@ fn main() -> ExitCode {
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
         builder.with_target(false).with_ansi(ansi).init();
     }
+    // Every line names the node it is about (several nodes may log to one place).
+    let node_id = sedx::config::Config::load(&cli.node)
+        .ok()
+        .map(|c| c.node.id);
+    let _span = node_id.map(|id| tracing::info_span!("sedx", node = %id).entered());
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -240,9 +356,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("Give each peer's SFTP server this login key (authorized_keys):");
             println!("  {}", info.login_public_key);
             match info.host_key_pin {
-                Some(pin) => println!("This machine's SSH host key pin (for peers' host_key): {pin}"),
-                None => println!("No SSH host key found here; peers pin your SFTP server's key with `ssh-keygen -l -E sha256 -f KEY.pub`."),
+                Some(pin) => println!(
+                    "The system sshd's host key pin (/etc/ssh/ssh_host_ed25519_key.pub, port 22): {pin}\n\
+                     Peers pin it only if they reach this node through that server; for another sshd\n\
+                     (a private one, as in the demo and tests) give its key: `ssh-keygen -l -E sha256 -f ITS_KEY.pub`."
+                ),
+                None => println!("No system SSH host key here; peers pin the key of the server they reach: `ssh-keygen -l -E sha256 -f ITS_KEY.pub`."),
             }
+            println!("Next: `sedx --node {} card --host HOST > card.toml` for your peers, `sedx --node {} peer add THEIR_CARD` for each peer, then `sedx --node {} check`.",
+                dir.display(), dir.display(), dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Seal { file } => {
@@ -336,10 +458,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(sig, stop.clone())?;
             }
+            // SIGHUP (systemd's ExecReload): read sedx.toml and allowed_signers
+            // again before the next pass; work in progress is not touched.
+            let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
             tracing::info!(node = node.id(), "running");
-            sedx::watch::run(&mut node, now, report, || {
-                stop.load(std::sync::atomic::Ordering::Relaxed)
-            })?;
+            sedx::watch::run(
+                &mut node,
+                now,
+                report,
+                || stop.load(std::sync::atomic::Ordering::Relaxed),
+                || hup.swap(false, std::sync::atomic::Ordering::Relaxed),
+            )?;
             tracing::info!(node = node.id(), "stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -378,11 +508,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Import { file } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "import", wait)?;
             let r = sedx::outbound::import_file(&mut node, &file)?;
+            if r.refused == 0 {
+                println!("{} record(s) in the register, 0 refused", r.applied);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let codes: Vec<String> = r.by_code.iter().map(|(c, n)| format!("{c}×{n}")).collect();
             println!(
-                "{} record(s) in the register, {} refused (see quarantine/)",
-                r.applied, r.refused
+                "{} record(s) in the register, {} refused on import: {} (see `sedx quarantine list`)",
+                r.applied,
+                r.refused,
+                codes.join(", ")
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::from(1))
         }
         Cmd::Export { batch_size } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "export", wait)?;
@@ -407,8 +544,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from,
             to,
             agency,
+            side,
         } => {
+            let from = from.unwrap_or_else(|| match side {
+                sedx::domain::Role::Inspection => "insp-city".into(),
+                sedx::domain::Role::Supervision => "sup-city".into(),
+            });
             let opts = sedx::gen::GenOptions {
+                side,
                 out,
                 records,
                 seed,
@@ -462,9 +605,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             notices,
             agency,
+            r6_only,
             max_problems,
         } => {
-            let r = sedx::reconcile::reconcile(&a, &b, &out)?;
+            let r = sedx::reconcile::reconcile(&a, &b, &out, r6_only)?;
             print!("{}", sedx::reconcile::summary(&r));
             if notices {
                 let (path, n) = sedx::reconcile::notices(&r, &cli.node, &agency)?;
@@ -499,6 +643,130 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match sedx::views::equipment_show(&node.store, &code)? {
                 Some(view) => print!("{view}"),
                 None => bail!("no equipment {code} on record"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { offline } => {
+            let findings = sedx::check::run(&cli.node, !offline);
+            for f in &findings {
+                println!("{}", f.line());
+            }
+            let code = sedx::check::exit_code(&findings);
+            println!(
+                "{}",
+                match code {
+                    0 => "检查通过 all checks passed",
+                    1 => "检查有警告 warnings (see WARN above)",
+                    _ => "检查未通过 failures (see FAIL and the fixes above)",
+                }
+            );
+            Ok(ExitCode::from(code))
+        }
+        Cmd::Card {
+            host,
+            port,
+            user,
+            inbound,
+            outbox,
+            host_key,
+            agency,
+            out,
+        } => {
+            let host_key = host_key.unwrap_or_else(|| {
+                let system = "/etc/ssh/ssh_host_ed25519_key.pub";
+                if Path::new(system).exists() {
+                    system.to_string()
+                } else {
+                    String::new()
+                }
+            });
+            let reach = sedx::card::Reach {
+                host,
+                port,
+                user,
+                inbound,
+                outbox,
+                host_key,
+                agency,
+            };
+            let card = sedx::card::make(&cli.node, &reach)?;
+            let text = sedx::card::to_text(&card)?;
+            match out {
+                Some(path) => {
+                    sedx::fsx::write_atomic(&path, text.as_bytes())?;
+                    println!("card of {} written to {}", card.id, path.display());
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Peer {
+            cmd:
+                PeerCmd::Add {
+                    card,
+                    transport,
+                    agency,
+                },
+        } => {
+            let transport = match transport.as_str() {
+                "push" => sedx::config::Transport::Push,
+                "pull" => sedx::config::Transport::Pull,
+                "local" => sedx::config::Transport::Local,
+                other => bail!("--transport {other:?}: use push, pull or local"),
+            };
+            let c = sedx::card::read(&card)?;
+            let added = sedx::card::add(&cli.node, &c, transport, agency)?;
+            println!(
+                "peer {} ({}) added to sedx.toml and allowed_signers",
+                c.id,
+                c.role.as_str()
+            );
+            if transport != sedx::config::Transport::Pull {
+                println!("Its SFTP login to this node's server needs an account that accepts its key. As root:");
+                println!(
+                    "  scripts/peer-account.sh --node {} --peer {} --key '{}'{}",
+                    cli.node.display(),
+                    c.id,
+                    added.login_key,
+                    if transport == sedx::config::Transport::Local {
+                        " --pull"
+                    } else {
+                        ""
+                    }
+                );
+                println!("  (or add that key to authorized_keys of the account it logs in as)");
+            }
+            println!("Then: `sedx --node {} check`, and reload a running service (systemctl reload sedx@NODE).", cli.node.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Quarantine { cmd } => {
+            let node = open(&cli.node)?;
+            let who = |by: Option<String>| by.unwrap_or_else(sedx::quarantine::operator);
+            match cmd {
+                QuarantineCmd::List { all } => {
+                    let items = if all {
+                        node.store.quarantine_all()?
+                    } else {
+                        node.store.quarantined()?
+                    };
+                    println!(
+                        "隔离区 quarantine: {} {} item(s)",
+                        items.len(),
+                        if all { "" } else { "open" }
+                    );
+                    for q in &items {
+                        println!("{}", sedx::quarantine::line(q));
+                    }
+                }
+                QuarantineCmd::Show { id } => print!("{}", sedx::quarantine::show(&node, id)?),
+                QuarantineCmd::Retry { id, by } => {
+                    let went = sedx::quarantine::retry(&node, id, &who(by))?;
+                    println!("item {id}: {went}; the next pass takes it");
+                }
+                QuarantineCmd::Dismiss { id, reason, by } => {
+                    sedx::quarantine::dismiss(&node, id, &who(by), &reason)?;
+                    println!("item {id} dismissed; its files stay in quarantine/");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

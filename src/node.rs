@@ -179,6 +179,31 @@ impl Node {
         })
     }
 
+    /// Read sedx.toml and allowed_signers again (SIGHUP): a fixed pin, a new
+    /// peer or key takes effect without a restart. On any error the node keeps
+    /// the configuration it has. Open connections are closed and every peer is
+    /// tried again at once. The node's id and store cannot change this way.
+    pub fn reload(&mut self) -> Result<()> {
+        let cfg = Config::load(&self.layout.root)?;
+        if cfg.node.id != self.cfg.node.id || cfg.node.store != self.cfg.node.store {
+            return Err(Error::Config(
+                "the node id and store cannot change while running; restart sedx for that".into(),
+            ));
+        }
+        let signers = AllowedSigners::load(&self.layout.resolve(&cfg.node.allowed_signers))?;
+        for p in &cfg.peers {
+            crate::fsx::create_dir_all(&self.layout.inbound_of(p))?;
+            if p.transport == crate::config::Transport::Local {
+                crate::fsx::create_dir_all(&self.layout.outbox_of(p))?;
+            }
+            self.store.transport_retry_now(&p.id)?;
+        }
+        self.cfg = cfg;
+        self.signers = signers;
+        self.links.clear();
+        Ok(())
+    }
+
     pub fn signers(&self) -> &AllowedSigners {
         &self.signers
     }
@@ -419,7 +444,13 @@ pub(crate) fn quarantine_set(
     let to = set::destination(name, from, qdir);
     write_reason(&to, name.as_str(), rej.code.as_str(), &rej.detail)?;
     set::move_into(name, from, &to)?;
+    let kind = if peer.is_some() {
+        crate::store::QuarantineKind::ReceivedSet
+    } else {
+        crate::store::QuarantineKind::OutgoingSet
+    };
     node.store.log_quarantine(
+        kind,
         peer,
         name.as_str(),
         rej.code,

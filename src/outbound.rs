@@ -41,6 +41,9 @@ fn dropped_files(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>> 
     Ok(out)
 }
 
+/// The longest settle time waited out inside a pass.
+const MAX_SETTLE_WAIT: Duration = Duration::from_secs(2);
+
 /// Seal every dropped file whose size has stopped changing; `after_each` runs
 /// after each file is sealed (the node ships it then, while the next is sealed
 /// here and the peer already applies the last).
@@ -65,17 +68,22 @@ pub fn seal_dropped(
                     .and_then(|m| m.elapsed().ok())
                     .is_some_and(|age| age >= settle)
         };
-    let second = if first.iter().all(|(p, _, m)| quiet(&complete, p, m)) {
-        first.clone()
-    } else {
+    // A long settle time is never waited out inside a pass (receiving and the
+    // watcher's events would stall): such files are looked at again next pass.
+    let (second, looked_twice) = if first.iter().all(|(p, _, m)| quiet(&complete, p, m)) {
+        (first.clone(), false)
+    } else if settle <= MAX_SETTLE_WAIT {
         std::thread::sleep(settle);
-        dropped_files(&node.layout.outbound)?
+        (dropped_files(&node.layout.outbound)?, true)
+    } else {
+        (first.clone(), false)
     };
     for (path, size, mtime) in second {
         let settled = quiet(&complete, &path, &mtime)
-            || first
-                .iter()
-                .any(|(p, s, m)| *p == path && *s == size && *m == mtime);
+            || (looked_twice
+                && first
+                    .iter()
+                    .any(|(p, s, m)| *p == path && *s == size && *m == mtime));
         if !settled {
             report.unsettled += 1;
             continue;
@@ -143,6 +151,7 @@ fn quarantine_plain(node: &Node, path: &Path, rej: &Reject) -> Result<()> {
     write_reason(&dir, stem, rej.code.as_str(), &rej.detail)?;
     crate::fsx::rename(path, &dir.join(file))?;
     node.store.log_quarantine(
+        crate::store::QuarantineKind::Drop,
         None,
         file,
         rej.code,
@@ -540,13 +549,48 @@ fn raw_xml(kind: crate::domain::RecordKind, raw: &crate::domain::RawRecord) -> S
     String::from_utf8(w.into_inner()).unwrap_or_default() + "\n"
 }
 
+/// Refused records counted per reason code: "REC-OWNER×2, REC-FIELD×1".
+pub fn counts_by_code(rejected: &[(u64, String, Reject)]) -> BTreeMap<String, u64> {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, _, rej) in rejected {
+        *by.entry(rej.code.as_str().to_string()).or_default() += 1;
+    }
+    by
+}
+
+fn counts_text(by: &BTreeMap<String, u64>) -> String {
+    by.iter()
+        .map(|(c, n)| format!("{c}×{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Keep a drop's refused records in quarantine/: a batch of them to fix and drop
-/// again, and a reason per record.
-fn set_aside(node: &Node, src_name: &str, from: &str, sifted: &Sifted) -> Result<()> {
+/// again (NAME.rejected.xml), and a reason per record (NAME.rejected.txt). A
+/// name already there gets a number: nothing earlier is overwritten.
+fn set_aside(
+    node: &Node,
+    src_name: &str,
+    from: &str,
+    sifted: &Sifted,
+    kind: crate::store::QuarantineKind,
+) -> Result<()> {
     if sifted.rejected.is_empty() {
         return Ok(());
     }
-    let stem = src_name.strip_suffix(".xml").unwrap_or(src_name);
+    let how = if kind == crate::store::QuarantineKind::ImportRefused {
+        "on import"
+    } else {
+        "on the way out"
+    };
+    let q = &node.layout.quarantine;
+    let base = src_name.strip_suffix(".xml").unwrap_or(src_name);
+    let mut stem = base.to_string();
+    let mut n = 0;
+    while q.join(format!("{stem}.rejected.xml")).exists() {
+        n += 1;
+        stem = format!("{base}.{n}");
+    }
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"{}\" from=\"{from}\">\n",
         document::BATCH_NS
@@ -558,17 +602,21 @@ fn set_aside(node: &Node, src_name: &str, from: &str, sifted: &Sifted) -> Result
     let mut reasons = String::new();
     for (i, key, rej) in &sifted.rejected {
         let key = crate::text::field(key);
-        tracing::warn!(file = src_name, index = i, key = %key, code = rej.code.as_str(), "record refused on the way out: {}", rej.detail);
+        tracing::warn!(file = src_name, index = i, key = %key, code = rej.code.as_str(), "record refused {how}: {}", rej.detail);
         reasons.push_str(&format!("{i}\t{key}\t{}\t{}\n", rej.code, rej.detail));
     }
-    let q = &node.layout.quarantine;
     crate::fsx::write_atomic(&q.join(format!("{stem}.rejected.txt")), reasons.as_bytes())?;
     crate::fsx::write_atomic(&q.join(format!("{stem}.rejected.xml")), xml.as_bytes())?;
     node.store.log_quarantine(
+        kind,
         None,
-        src_name,
+        &format!("{stem}.rejected.xml"),
         sifted.rejected[0].2.code,
-        &format!("{} record(s) refused on the way out", sifted.rejected.len()),
+        &format!(
+            "{} record(s) of {src_name} refused {how}: {}",
+            sifted.rejected.len(),
+            counts_text(&counts_by_code(&sifted.rejected))
+        ),
         &q.display().to_string(),
     )
 }
@@ -618,7 +666,13 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
         Mode::Send
     };
     let sifted = sift_checked(node, work, to.as_deref(), &tag, mode, pending)?;
-    set_aside(node, &src_name, &me, &sifted)?;
+    set_aside(
+        node,
+        &src_name,
+        &me,
+        &sifted,
+        crate::store::QuarantineKind::RefusedRecords,
+    )?;
     let given_id = root
         .get("id")
         .filter(|_| sifted.parts.len() == 1)
@@ -724,6 +778,8 @@ fn take_copy(node: &Node, path: &Path) -> Result<(crate::fsx::Scratch, String)> 
 pub struct Imported {
     pub applied: u64,
     pub refused: u64,
+    /// Refused records per reason code.
+    pub by_code: BTreeMap<String, u64>,
 }
 
 /// Load a batch file into this node's own register (R3: a side's register before
@@ -740,10 +796,17 @@ pub fn import_file(node: &mut Node, path: &Path) -> Result<Imported> {
         .to_string();
     let me = node.id().to_string();
     let sifted = sift_checked(node, copy.path(), None, "import", Mode::Import, pending)?;
-    set_aside(node, &src_name, &me, &sifted)?;
+    set_aside(
+        node,
+        &src_name,
+        &me,
+        &sifted,
+        crate::store::QuarantineKind::ImportRefused,
+    )?;
     Ok(Imported {
         applied: sifted.imported,
         refused: sifted.rejected.len() as u64,
+        by_code: counts_by_code(&sifted.rejected),
     })
 }
 

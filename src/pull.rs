@@ -48,6 +48,7 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
                             // blocks what waits behind it.
                             tracing::warn!(peer = %peer.id, set = %name, code = rej.code.as_str(), detail = %rej.detail, "not pulled");
                             node.store.log_quarantine(
+                                crate::store::QuarantineKind::NotPulled,
                                 Some(&peer.id),
                                 name.as_str(),
                                 rej.code,

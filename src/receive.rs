@@ -723,6 +723,8 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
             .reason_code
             .clone()
             .map(|c| (c, entry.reason_detail.clone().unwrap_or_default())),
+        // A journaled batch has used its number, whatever its outcome.
+        seq_used: Some(true),
     };
     let name = SetName::new(&format!(
         "{}-{}-ack-{}-{}",
@@ -811,9 +813,11 @@ fn quarantine_unsafe(
         rejected: 0,
         created: now(),
         reason: Some((Code::SetName.as_str().to_string(), detail.clone())),
+        seq_used: Some(false),
     };
     send_nack(node, peer, &tag, &doc)?;
     node.store.log_quarantine(
+        crate::store::QuarantineKind::UnsafeName,
         Some(peer),
         &shown,
         Code::SetName,
@@ -853,6 +857,9 @@ fn quarantine(
             rejected: header.map(|h| h.count).unwrap_or(0),
             created: now(),
             reason: Some((rej.code.as_str().to_string(), rej.detail.clone())),
+            // Refused before it was journaled: its number is free, unless it
+            // is a replay of a number another batch used.
+            seq_used: Some(rej.code == Code::BatchSequence),
         };
         let tag =
             Sha256::digest(format!("{name}/{}", doc.sha256.as_deref().unwrap_or("-")).as_bytes());

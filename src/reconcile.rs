@@ -4,6 +4,7 @@
 //! listed, and the differences can become discrepancy notices.
 
 use crate::clean::for_each_row;
+use crate::domain::ids;
 use crate::error::{Error, IoContext, Result};
 use quick_xml::escape::escape;
 use rusqlite::OptionalExtension;
@@ -12,7 +13,9 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-/// Fields compared, with the discrepancy-notice field they report as (R6).
+/// The fields an agency reports discrepancies in (R6), with the notice field
+/// each reports as; `--r6-only` compares only these (registration code and
+/// category included for matching).
 const COMPARED: &[(&str, Option<&str>)] = &[
     ("registrationCode", Some("registration-code")),
     ("category", None),
@@ -37,10 +40,24 @@ pub struct Difference {
 /// Differences kept in memory for the HTML page and the notices; the CSV has all.
 const KEPT: usize = 100_000;
 
+/// A record on one side only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub registration_code: String,
+    pub category: String,
+    pub district: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Reconciled {
     pub rows_a: u64,
     pub rows_b: u64,
+    /// CSV columns of no known name in A and in B: named, not read.
+    pub unknown_a: Vec<String>,
+    pub unknown_b: Vec<String>,
+    /// The first records missing in A and in B (the CSV has all).
+    pub first_missing_in_a: Vec<Missing>,
+    pub first_missing_in_b: Vec<Missing>,
     pub matched: u64,
     pub missing_in_a: u64,
     pub missing_in_b: u64,
@@ -108,7 +125,25 @@ impl Bits {
     }
 }
 
-pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
+/// Records listed in the HTML page per list; the CSV has every one.
+const SHOWN: usize = 1000;
+
+/// The fields compared: every field of an equipment record, or only the R6 ones.
+fn compared(r6_only: bool) -> Vec<&'static str> {
+    if r6_only {
+        COMPARED.iter().map(|(f, _)| *f).collect()
+    } else {
+        crate::domain::RecordKind::Equipment
+            .spec()
+            .fields
+            .iter()
+            .map(|f| f.name)
+            .collect()
+    }
+}
+
+pub fn reconcile(a: &Path, b: &Path, out: &Path, r6_only: bool) -> Result<Reconciled> {
+    let fields_compared = compared(r6_only);
     crate::fsx::create_dir_all(out)?;
     let mut r = Reconciled {
         report_csv: out.join("reconcile.csv"),
@@ -129,7 +164,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
          CREATE INDEX a_serial ON a(serial);
          BEGIN;",
     )?;
-    for_each_row(a, |_, fields| {
+    r.unknown_a = for_each_row(a, |_, fields| {
         r.rows_a += 1;
         let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
         if let Some(code) = get("registrationCode") {
@@ -155,7 +190,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
     // Which rows of A were matched: one bit a row (125 KB for a million), which
     // spares an UPDATE of the index for every row of B.
     let mut matched = Bits::default();
-    for_each_row(b, |_, fields| {
+    r.unknown_b = for_each_row(b, |_, fields| {
         r.rows_b += 1;
         let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
         let code = get("registrationCode").unwrap_or_default();
@@ -179,6 +214,13 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
         };
         let Some((rowid, key, a_fields)) = found else {
             r.missing_in_a += 1;
+            if r.first_missing_in_a.len() < SHOWN {
+                r.first_missing_in_a.push(Missing {
+                    registration_code: code.to_string(),
+                    category: get("category").unwrap_or_default().to_string(),
+                    district: get("district").unwrap_or_default().to_string(),
+                });
+            }
             csv_out
                 .write_record(["missing-in-a", code, "", "", ""])
                 .map_err(csv_err)?;
@@ -187,7 +229,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
         matched.set(rowid);
         r.matched += 1;
         let a_fields = decode(&a_fields);
-        for (field, _) in COMPARED {
+        for field in &fields_compared {
             let va = a_fields
                 .iter()
                 .find(|(f, _)| f == field)
@@ -198,7 +240,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
                     csv_out
                         .write_record(["difference", &key, field, va, vb])
                         .map_err(csv_err)?;
-                    *r.by_field.entry(field).or_default() += 1;
+                    *r.by_field.entry(*field).or_default() += 1;
                     if r.differences.len() < KEPT {
                         r.differences.push(Difference {
                             registration_code: key.clone(),
@@ -215,7 +257,7 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
     {
         let mut st = idx
             .conn
-            .prepare("SELECT rowid, code FROM a ORDER BY code")?;
+            .prepare("SELECT rowid, code, fields FROM a ORDER BY code")?;
         let mut rows = st.query([])?;
         while let Some(row) = rows.next()? {
             if matched.get(row.get(0)?) {
@@ -223,6 +265,20 @@ pub fn reconcile(a: &Path, b: &Path, out: &Path) -> Result<Reconciled> {
             }
             let code: String = row.get(1)?;
             r.missing_in_b += 1;
+            if r.first_missing_in_b.len() < SHOWN {
+                let f = decode(&row.get::<_, String>(2)?);
+                let get = |k: &str| {
+                    f.iter()
+                        .find(|(x, _)| x == k)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                r.first_missing_in_b.push(Missing {
+                    registration_code: code.clone(),
+                    category: get("category"),
+                    district: get("district"),
+                });
+            }
             csv_out
                 .write_record(["missing-in-b", &code, "", "", ""])
                 .map_err(csv_err)?;
@@ -245,6 +301,14 @@ pub fn summary(r: &Reconciled) -> String {
     );
     for (f, n) in &r.by_field {
         s.push_str(&format!("  {f:<22} {n}\n"));
+    }
+    for (side, unknown) in [("A", &r.unknown_a), ("B", &r.unknown_b)] {
+        if !unknown.is_empty() {
+            s.push_str(&format!(
+                "unknown columns in {side}, not read 未识别的列: {} (docs/records.md lists the column names)\n",
+                unknown.join(", ")
+            ));
+        }
     }
     s.push_str(&format!(
         "report: {} and {}\n",
@@ -272,18 +336,82 @@ fn html(a: &Path, b: &Path, r: &Reconciled) -> String {
         ));
     }
     svg.push_str("</svg>");
+    // A code shown with its name: districts and categories.
+    let named = |field: &str, v: &str| -> String {
+        let name = match field {
+            "district" => ids::division_name(v),
+            "category" => ids::category_name(v),
+            _ => "",
+        };
+        if name.is_empty() {
+            escape(v).into_owned()
+        } else {
+            format!("{} {name}", escape(v))
+        }
+    };
     let mut rows = String::new();
-    for d in r.differences.iter().take(5000) {
+    for d in r.differences.iter().take(SHOWN) {
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&d.registration_code),
             d.field,
-            escape(&d.a),
-            escape(&d.b)
+            named(d.field, &d.a),
+            named(d.field, &d.b)
         ));
     }
+    let first_of = |shown: usize, all: u64| {
+        if all > shown as u64 {
+            format!(
+                "<p>前 {shown} 条 / the first {shown} of {all}; all of them: {}</p>",
+                escape(r.report_csv.display().to_string())
+            )
+        } else {
+            String::new()
+        }
+    };
+    let missing = |id: &str, title: &str, list: &[Missing], all: u64| {
+        let mut t = format!(
+            "<h2>{title}</h2>{}<table id=\"{id}\"><tr><th>registration code</th><th>category</th><th>district</th></tr>",
+            first_of(list.len(), all)
+        );
+        for m in list {
+            t.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&m.registration_code),
+                named("category", &m.category),
+                named("district", &m.district)
+            ));
+        }
+        t.push_str("</table>\n");
+        t
+    };
+    let mut unknown = String::new();
+    for (side, cols) in [("A", &r.unknown_a), ("B", &r.unknown_b)] {
+        if !cols.is_empty() {
+            unknown.push_str(&format!(
+                "<p class=\"unknown-columns\">{side}: 未识别的列（未读取） / unknown columns, not read: {}</p>",
+                escape(cols.join(", "))
+            ));
+        }
+    }
+    let lists = format!(
+        "{}{}<h2>差异 / differences</h2>{}",
+        missing(
+            "missing-in-a",
+            "A 中缺少 / missing in A",
+            &r.first_missing_in_a,
+            r.missing_in_a
+        ),
+        missing(
+            "missing-in-b",
+            "B 中缺少 / missing in B",
+            &r.first_missing_in_b,
+            r.missing_in_b
+        ),
+        first_of(r.differences.len().min(SHOWN), r.difference_count())
+    );
     format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx reconcile</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #999;padding:2px 6px}}table{{border-collapse:collapse}}</style></head><body>\n<h1>登记数据比对 / register reconciliation</h1><p>A: {} ({} rows), B: {} ({} rows), matched {}; missing in A {}, missing in B {}, <span id=\"differences\">{}</span> differences</p>\n<h2>Differences by field</h2>{svg}\n<table><tr><th>registration code</th><th>field</th><th>A</th><th>B</th></tr>{rows}</table></body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx reconcile</title><style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #999;padding:2px 6px}}table{{border-collapse:collapse}}</style></head><body>\n<h1>登记数据比对 / register reconciliation</h1><p>A: {} ({} rows), B: {} ({} rows), matched {}; missing in A {}, missing in B {}, <span id=\"differences\">{}</span> differences</p>\n{unknown}<h2>Differences by field</h2>{svg}\n{lists}<table id=\"differences-list\"><tr><th>registration code</th><th>field</th><th>A</th><th>B</th></tr>{rows}</table></body></html>\n",
         escape(a.display().to_string()),
         r.rows_a,
         escape(b.display().to_string()),

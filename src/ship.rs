@@ -28,6 +28,17 @@ pub struct Link {
     sftp: Sftp,
 }
 
+/// What an SFTP "no such file" on the remote inbound folder means, and the fix.
+fn missing_folder_hint(e: &ssh2::Error, dir: &str) -> String {
+    if matches!(e.code(), ssh2::ErrorCode::SFTP(2)) {
+        format!(": the folder {dir} does not exist on the peer's server, or this node is not set up there; its operator adds this node (sedx peer add CARD, scripts/peer-account.sh), or remote_inbound here is wrong")
+    } else if matches!(e.code(), ssh2::ErrorCode::SFTP(3)) {
+        format!(": this login may not write into {dir}; the peer's operator gives this node's account write access there")
+    } else {
+        String::new()
+    }
+}
+
 fn transport(peer: &str, detail: impl std::fmt::Display) -> Error {
     Error::Transport {
         peer: peer.to_string(),
@@ -77,7 +88,7 @@ fn check_host_key(session: &Session, peer: &PeerConfig) -> Result<()> {
         Pin::Sha256(want) if want == seen_fp => Ok(()),
         Pin::Key(blob) if session.host_key().is_some_and(|(k, _)| k == blob.as_slice()) => Ok(()),
         _ => Err(refuse(format!(
-            "server presented SHA256:{seen_fp}, which is not the pinned key (possible impersonation)"
+            "server presented SHA256:{seen_fp}, which is not the pinned key (possible impersonation); only if the peer's operator confirms that key, set host_key = \"SHA256:{seen_fp}\" in [[peer]] {} and reload (systemctl reload, or SIGHUP)", peer.id
         ))),
     }
 }
@@ -90,8 +101,12 @@ impl Link {
             .map_err(|e| transport(&peer.id, format!("{}:{}: {e}", peer.host, peer.port)))?
             .next()
             .ok_or_else(|| transport(&peer.id, "no address"))?;
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(20))
-            .map_err(|e| transport(&peer.id, format!("connect {addr}: {e}")))?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(20)).map_err(|e| {
+            transport(
+                &peer.id,
+                format!("connect {addr}: {e}: is the peer's SSH server running and reachable on {}:{} (address, port, firewall)?", peer.host, peer.port),
+            )
+        })?;
         let mut session = Session::new().map_err(|e| transport(&peer.id, e))?;
         session.set_timeout(60_000);
         // Offer ed25519 first, so an ed25519 pin is compared with the ed25519 key.
@@ -107,9 +122,18 @@ impl Link {
         session
             .userauth_pubkey_file(&peer.user, None, login_key, None)
             .map_err(|e| {
+                let public = crate::signature::load_private_key(login_key)
+                    .ok()
+                    .and_then(|k| k.public_key().to_openssh().ok())
+                    .unwrap_or_else(|| format!("the public half of {}", login_key.display()));
                 transport(
                     &peer.id,
-                    format!("login as {} with {}: {e}", peer.user, login_key.display()),
+                    format!(
+                        "login as {} with {} refused ({e}): the peer's server does not accept this node's login key for {}; its operator adds this line to that account's authorized_keys (scripts/peer-account.sh --key does it): {public}",
+                        peer.user,
+                        login_key.display(),
+                        peer.user
+                    ),
                 )
             })?;
         let sftp = session
@@ -174,7 +198,13 @@ impl Link {
                         0o640,
                         OpenType::File,
                     )
-                    .map_err(|e| err(format!("create {}: {e}", tmp_path.display())))?,
+                    .map_err(|e| {
+                        err(format!(
+                            "create {}: {e}{}",
+                            tmp_path.display(),
+                            missing_folder_hint(&e, &self.remote_dir)
+                        ))
+                    })?,
             };
             let mut buf = vec![0u8; WRITE_SIZE];
             loop {
@@ -200,6 +230,35 @@ impl Link {
     }
 
     /// Complete sets waiting in a remote folder (pull mode).
+    /// Write a probe file into the remote inbound folder and remove it
+    /// (`sedx check`): the folder exists and this login may write there.
+    pub fn probe(&self) -> Result<()> {
+        let name = format!(".sedx-check-{}.tmp", uuid::Uuid::new_v4());
+        let path = self.remote(&name);
+        let err = |what: String| transport(&self.peer, what);
+        let mut f = self
+            .sftp
+            .open_mode(
+                &path,
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::EXCLUSIVE,
+                0o640,
+                OpenType::File,
+            )
+            .map_err(|e| {
+                err(format!(
+                    "write a probe file into {}: {e}{}",
+                    self.remote_dir,
+                    missing_folder_hint(&e, &self.remote_dir)
+                ))
+            })?;
+        f.write_all(b"sedx check\n")
+            .map_err(|e| err(format!("write {}: {e}", path.display())))?;
+        drop(f);
+        self.sftp
+            .unlink(&path)
+            .map_err(|e| err(format!("remove the probe file {}: {e}", path.display())))
+    }
+
     pub fn list_sets(&self, dir: &str) -> Result<Vec<SetName>> {
         let entries = self
             .sftp

@@ -211,6 +211,8 @@ fn reconcile_lists_what_is_missing_and_every_difference_and_sends_notices() {
             "--out",
             out_dir.to_str().unwrap(),
             "--notices",
+            "--max-problems",
+            "100",
         ],
     );
     assert!(
@@ -255,7 +257,10 @@ fn reconcile_lists_what_is_missing_and_every_difference_and_sends_notices() {
         4
     );
     let html = fs::read_to_string(out_dir.join("reconcile.html")).unwrap();
-    assert!(html.contains("<span id=\"differences\">4</span>"));
+    assert!(
+        html.contains("<span id=\"differences\">5</span>"),
+        "every field compared"
+    );
     // Above the threshold, a failure.
     let strict = sedx(
         &p.insp,
@@ -336,6 +341,8 @@ fn reconcile_on_generated_registers_finds_exactly_what_was_changed() {
             b_path.to_str().unwrap(),
             "--out",
             tmp.path().join("r").to_str().unwrap(),
+            "--max-problems",
+            "1000000",
         ])
         .output()
         .unwrap();
@@ -361,4 +368,99 @@ fn reconcile_on_generated_registers_finds_exactly_what_was_changed() {
         summary.contains(&format!("useStatus              {changed}")),
         "{summary}"
     );
+}
+
+#[test]
+fn csv_columns_are_documented_and_unknown_ones_named_in_both_commands() {
+    let doc = fs::read_to_string(repo().join("docs/records.md")).unwrap();
+    for (field, names) in sedx::clean::COLUMNS {
+        assert!(
+            doc.contains(&format!("| `{field}` |")),
+            "{field} undocumented"
+        );
+        for n in *names {
+            assert!(doc.contains(&format!("`{n}`")), "column {n} undocumented");
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.csv");
+    let b = tmp.path().join("b.csv");
+    fs::write(
+        &a,
+        "设备注册代码,设备类别,区县,设备地址,备注\n\
+         31103101012006050007,3110,310101,黄浦区南京东路1号,旧\n\
+         31103101152006070001,3110,310115,浦东新区世纪大道100号,\n",
+    )
+    .unwrap();
+    fs::write(
+        &b,
+        "设备注册代码,设备类别,区县,设备地址,检验员\n\
+         31103101012006050007,3110,310101,黄浦区南京东路2号,张三\n",
+    )
+    .unwrap();
+    // clean: the unknown column is named, in the summary and the page.
+    let out = clean(&a, tmp.path(), &["--max-problems", "100"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.contains("unknown columns, not read 未识别的列: 备注"),
+        "{summary}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "within the threshold: {summary}"
+    );
+    let page = fs::read_to_string(tmp.path().join("a.report.html")).unwrap();
+    assert!(page.contains("id=\"unknown-columns\"") && page.contains("备注"));
+
+    // reconcile: every field is compared (the address too), unless --r6-only;
+    // a difference makes it exit 3 by default, as clean does with a problem.
+    let r_dir = tmp.path().join("r");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "reconcile",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            r_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_sedx"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{summary}");
+    assert!(summary.contains("address                1"), "{summary}");
+    assert!(
+        summary.contains("unknown columns in A, not read 未识别的列: 备注"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("unknown columns in B, not read 未识别的列: 检验员"),
+        "{summary}"
+    );
+    let page = fs::read_to_string(tmp.path().join("r/reconcile.html")).unwrap();
+    assert!(
+        page.contains("id=\"missing-in-b\"")
+            && page.contains("31103101152006070001")
+            && page.contains("310115 浦东新区")
+            && page.contains("3110 曳引驱动乘客电梯"),
+        "{page}"
+    );
+    let out = run(&["--r6-only", "--max-problems", "1"]);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(!summary.contains("address"), "{summary}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "one missing record, within 1: {summary}"
+    );
+
+    // A clean problem is exit 3 by default too.
+    let bad = tmp.path().join("bad.csv");
+    fs::write(&bad, "设备注册代码,设备类别\n123,3110\n").unwrap();
+    assert_eq!(clean(&bad, tmp.path(), &[]).status.code(), Some(3));
 }

@@ -285,9 +285,9 @@ fn receivers_store_and_scratch_full_nothing_is_lost_and_it_completes_once_space_
 #[test]
 fn receivers_disk_full_nothing_is_lost_and_it_completes_once_space_returns() {
     let p = Pair::new();
-    let _disk = Tmpfs::mount(&p.sup_inbound(), "256k");
+    let _disk = Tmpfs::mount(&p.sup_inbound(), "512k");
     let filler = p.sup_inbound().join(".filler");
-    let _ = std::fs::write(&filler, vec![0u8; 200 * 1024]);
+    let _ = std::fs::write(&filler, vec![0u8; 400 * 1024]);
     drop_batches(&p, 1, 10);
     // Varied data (from gen) compresses to far more than the space left.
     let big = p.tmp.path().join("big");

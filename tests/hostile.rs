@@ -49,7 +49,15 @@ fn doc(seq: u64, to: &str) -> String {
 
 /// The set is refused with `code`, kept in quarantine with a reason, and the
 /// sender receives a negative acknowledgment naming the code.
+fn expected_seq(p: &Pair) -> u64 {
+    sedx::store::Store::open(&p.sup.join("store.sqlite"))
+        .unwrap()
+        .expected_seq(INSP)
+        .unwrap()
+}
+
 fn assert_refused(p: &Pair, name: &SetName, code: &str) {
+    let before = expected_seq(p);
     let r = p.pass(&p.sup);
     assert_eq!((r.quarantined, r.applied), (1, 0), "{r:?}");
     let q = p.sup.join("quarantine").join(INSP);
@@ -81,12 +89,16 @@ fn assert_refused(p: &Pair, name: &SetName, code: &str) {
         text.contains("status=\"rejected\"") && text.contains(&format!("code=\"{code}\"")),
         "{text}"
     );
+    // It says whether the number is used up: when the channel moved past it,
+    // or when another batch had used it (a replay).
+    let used = expected_seq(p) > before || code == "BATCH-SEQUENCE";
+    assert!(
+        text.contains(&format!("seq-used=\"{used}\"")),
+        "seq-used should be {used}: {text}"
+    );
     // The node keeps working: the next good batch on the channel (the number
     // the receiver expects now) is applied.
-    let expected = sedx::store::Store::open(&p.sup.join("store.sqlite"))
-        .unwrap()
-        .expected_seq(INSP)
-        .unwrap();
+    let expected = expected_seq(p);
     plant(
         p,
         "after",

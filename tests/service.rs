@@ -225,6 +225,16 @@ fn sigterm_stops_the_watcher_cleanly_and_logs_are_one_json_event_per_line() {
         events.iter().any(|e| e["fields"]["message"] == "shipped"),
         "{log}"
     );
+    // Every line names its node and gives Shanghai time with its offset.
+    for e in &events {
+        assert_eq!(e["span"]["node"], INSP, "{e}");
+        assert!(
+            e["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("+08:00")),
+            "{e}"
+        );
+    }
     assert_eq!(
         events.last().unwrap()["fields"]["message"],
         "stopped",
@@ -404,4 +414,209 @@ fn acknowledgments_leave_while_a_long_inbound_queue_is_applied() {
     assert_eq!(arrived(&p), n);
     let r = p.pass(&p.insp);
     assert_eq!(r.acks_received, n as u64);
+}
+
+fn lines_of(out: std::process::Output) -> String {
+    stdout(out)
+}
+
+#[test]
+fn quarantine_items_are_retried_once_fixed_or_dismissed_with_a_reason() {
+    let p = Pair::new();
+    // Supervision does not know the inspection node's key yet.
+    let signers = p.sup.join("keys/allowed_signers");
+    let trusted = std::fs::read_to_string(&signers).unwrap();
+    let without: String = trusted
+        .lines()
+        .filter(|l| !l.starts_with(INSP))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&signers, without).unwrap();
+    p.drop_batch("b.xml", &equipment_batch(1, 3));
+    p.pass(&p.insp);
+    p.pass(&p.sup);
+    let list = lines_of(sedx(&p.sup, &["quarantine", "list"]));
+    assert!(
+        list.contains("1 open item(s)") && list.contains("received-set insp-city"),
+        "{list}"
+    );
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let shown = lines_of(sedx(&p.sup, &["quarantine", "show", &id]));
+    assert!(shown.contains("sedx quarantine retry ID"), "{shown}");
+    let (_, text) = status_of(&p.sup, &[]);
+    assert!(text.contains("quarantine: 1 item(s)"), "{text}");
+
+    // The key is added; the set goes back through the pipeline and is applied.
+    std::fs::write(&signers, &trusted).unwrap();
+    let out = lines_of(sedx(&p.sup, &["quarantine", "retry", &id, "--by", "wang"]));
+    assert!(out.contains("put back into"), "{out}");
+    let again = sedx(&p.sup, &["quarantine", "retry", &id]);
+    assert!(
+        !again.status.success(),
+        "a closed item is not retried twice"
+    );
+    let r = p.pass(&p.sup);
+    assert_eq!(r.applied, 1);
+    assert_eq!(
+        sql_count(
+            &p.sup.join("store.sqlite"),
+            "SELECT count(*) FROM equipment"
+        ),
+        3
+    );
+    let (_, text) = status_of(&p.sup, &[]);
+    assert!(text.contains("quarantine: 0 item(s)"), "{text}");
+    p.pass(&p.insp);
+    assert!(
+        sql_text(
+            &p.insp.join("store.sqlite"),
+            "SELECT ack_status FROM outbox WHERE kind = 'batch'"
+        )
+        .is_some_and(|s| s == "accepted"),
+        "the sender learns it was accepted in the end"
+    );
+
+    // A broken drop is dismissed with a reason; its file stays.
+    p.drop_batch("broken.xml", "<batch>not closed");
+    p.pass(&p.insp);
+    let list = lines_of(sedx(&p.insp, &["quarantine", "list"]));
+    let id = list
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(list.contains("drop outbound broken.xml"), "{list}");
+    let refused = sedx(&p.insp, &["quarantine", "dismiss", &id, "--reason", ""]);
+    assert!(!refused.status.success(), "a dismissal says why");
+    lines_of(sedx(
+        &p.insp,
+        &[
+            "quarantine",
+            "dismiss",
+            &id,
+            "--reason",
+            "测试文件",
+            "--by",
+            "li",
+        ],
+    ));
+    let all = lines_of(sedx(&p.insp, &["quarantine", "list", "--all"]));
+    assert!(
+        all.contains("[dismissed") && all.contains("by li: 测试文件"),
+        "{all}"
+    );
+    assert!(lines_of(sedx(&p.insp, &["quarantine", "list"])).contains("0 open item(s)"));
+    assert!(
+        p.insp.join("quarantine/broken.xml").exists(),
+        "nothing is deleted"
+    );
+}
+
+#[test]
+fn import_refusals_are_labelled_as_import_and_the_command_fails() {
+    let p = Pair::new();
+    let file = p.tmp.path().join("register.xml");
+    let report = "<inspectionReport><reportNumber>R-1</reportNumber><registrationCode>31103101012006050007</registrationCode><kind>periodic</kind><date>2006-07-01</date><conclusion>合格</conclusion><agency>某检验机构</agency><approved>2006-07-02T09:00:00+08:00</approved></inspectionReport>";
+    let equipment = "<equipment><registrationCode>31103101012006050007</registrationCode><category>3110</category><userUnit>上海外滩置业有限公司</userUnit></equipment>";
+    std::fs::write(&file, drop_doc(SUP, &[equipment, report])).unwrap();
+    let out = sedx(&p.sup, &["import", file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "refused records make import fail"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 record(s) in the register, 1 refused on import: REC-OWNER×1"),
+        "{text}"
+    );
+    let list = lines_of(sedx(&p.sup, &["quarantine", "list"]));
+    assert!(
+        list.contains("import-refused") && list.contains("refused on import: REC-OWNER×1"),
+        "{list}"
+    );
+    assert!(!list.contains("on the way out"), "{list}");
+}
+
+/// Wait (at most a minute) for `cond`; false if it never held.
+fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn sighup_reloads_the_configuration_without_a_restart() {
+    use std::process::{Command, Stdio};
+    let p = Pair::new();
+    let good = Config::load(&p.insp).unwrap().peers[0].host_key.clone();
+    configure(&p.insp, |c| {
+        c.node.scan_interval_secs = 1;
+        c.peers[0].host_key = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into();
+    });
+    let log_path = p.tmp.path().join("run.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(&p.insp)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let pid = child.id().to_string();
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    p.drop_batch("b.xml", &equipment_batch(1, 2));
+    assert!(wait_for(|| log().contains("host key")), "{}", log());
+
+    // A broken file is not taken: the service says so and keeps running.
+    let toml = p.insp.join("sedx.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}\nwindw = \"always\"\n")).unwrap();
+    hup();
+    assert!(
+        wait_for(|| log().contains("configuration not reloaded")),
+        "{}",
+        log()
+    );
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+
+    // The pin is fixed: after SIGHUP the waiting batch ships.
+    std::fs::write(&toml, text).unwrap();
+    configure(&p.insp, |c| c.peers[0].host_key = good);
+    hup();
+    let arrived = wait_for(|| {
+        files_in(&p.sup_inbound())
+            .iter()
+            .any(|f| f.ends_with(".sha256"))
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(arrived, "the batch shipped after the reload: {}", log());
+    assert!(log().contains("configuration reloaded"), "{}", log());
+    assert!(status.success(), "{}", log());
 }

@@ -188,3 +188,116 @@ fn sets_made_by_sedx_pass_sha256sum_and_ssh_keygen() {
         "a batch is not accepted as signed by the other node"
     );
 }
+
+const NOTICE: &str = "<constructionNotice><noticeNumber>SG-1</noticeNumber><category>3110</category><userUnit>上海某公司</userUnit><address>黄浦区某路1号</address><constructionUnit>上海三菱电梯有限公司</constructionUnit><constructionKind>installation</constructionKind><plannedStart>2006-08-01</plannedStart><inspectionAgency>上海市特种设备监督检验技术研究院</inspectionAgency></constructionNotice>";
+
+/// The lines of a file the recipes leave (empty when there is none).
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// An agency that runs no sedx and no SFTP server takes part through the hub
+/// with the recipes of docs/format.md only: it sends, pulls what waits for it,
+/// answers, and reads the answers to its own batches.
+#[test]
+fn a_participant_without_sedx_pulls_answers_and_reads_its_answers() {
+    let p = Pair::new();
+    let mut hub = sedx::config::Config::load(&p.sup).unwrap();
+    hub.peers[0].transport = sedx::config::Transport::Local;
+    hub.save(&p.sup).unwrap();
+    let agency = p.tmp.path().join("agency");
+    fs::create_dir_all(&agency).unwrap();
+    let hub_line = fs::read_to_string(p.sup.join("keys/signing_ed25519.pub")).unwrap();
+    fs::write(agency.join("allowed_signers"), format!("{SUP} {hub_line}")).unwrap();
+    let host_key = fs::read_to_string(&p.sshd.host_key).unwrap();
+    let known = agency.join("known_hosts");
+    fs::write(&known, format!("[127.0.0.1]:{} {}", p.sshd.port, host_key)).unwrap();
+    let env = |name: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("NAME", name.to_string()),
+            ("ME", INSP.into()),
+            ("HUB_ID", SUP.into()),
+            (
+                "KEY",
+                p.insp.join("keys/signing_ed25519").display().to_string(),
+            ),
+            (
+                "LOGIN_KEY",
+                p.insp.join("keys/login_ed25519").display().to_string(),
+            ),
+            ("PORT", p.sshd.port.to_string()),
+            ("KNOWN_HOSTS", known.display().to_string()),
+            ("HUB", format!("{}@127.0.0.1", whoami())),
+            ("PEER", format!("{}@127.0.0.1", whoami())),
+            ("REMOTE_DIR", p.sup_inbound().display().to_string()),
+            (
+                "REMOTE_OUTBOX",
+                p.sup.join("outbox").join(INSP).display().to_string(),
+            ),
+        ]
+    };
+
+    // The hub has a construction notice for the agency; the agency sends a batch.
+    fs::write(p.sup.join("outbound/notice.xml"), drop_doc(SUP, &[NOTICE])).unwrap();
+    p.pass(&p.sup);
+    let id = uuid::Uuid::new_v4();
+    let xml = equipment_batch(1, 2).replace(
+        r#"from="insp-city" to="sup-city">"#,
+        &format!(r#"id="{id}" from="insp-city" to="sup-city" seq="1" created="2026-11-27T02:00:00Z" count="2">"#),
+    );
+    fs::write(agency.join("mine.xml"), xml).unwrap();
+    sh(&recipe("seal"), &agency, &env("mine"));
+    sh(&recipe("upload"), &agency, &env("mine"));
+
+    // It pulls the notice, checks it, and removes it at the hub.
+    sh(&recipe("pull"), &agency, &env(""));
+    let fetched = lines(&agency.join("fetched"));
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    let notice = fs::read_to_string(agency.join(format!("{}.xml", fetched[0]))).unwrap();
+    assert!(notice.contains("SG-1"), "{notice}");
+    assert!(files_in(&p.sup.join("outbox").join(INSP)).is_empty());
+    // It answers the notice's batch.
+    sh(&recipe("answer"), &agency, &env(&fetched[0]));
+    let ack = files_in(&agency)
+        .into_iter()
+        .find(|f| f.contains("-ack-") && f.ends_with(".xml.gz.sha256"))
+        .unwrap();
+    let ack = ack.trim_end_matches(".xml.gz.sha256").to_string();
+    sh(&recipe("upload"), &agency, &env(&ack));
+
+    // The hub applies the batch, takes the answer, and answers the batch.
+    let r = p.pass(&p.sup);
+    assert_eq!((r.applied, r.acks_received, r.quarantined), (1, 1, 0));
+    assert_eq!(
+        sql_text(
+            &p.sup.join("store.sqlite"),
+            "SELECT ack_status FROM outbox WHERE kind = 'batch'"
+        )
+        .as_deref(),
+        Some("accepted"),
+        "the hub's batch is answered"
+    );
+    // The agency pulls the answer to its own batch.
+    fs::remove_file(agency.join("fetched")).unwrap();
+    sh(&recipe("pull"), &agency, &env(""));
+    let fetched = lines(&agency.join("fetched"));
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
+    assert!(fetched[0].contains("-ack-"), "{fetched:?}");
+    let answer = fs::read_to_string(agency.join(format!("{}.xml", fetched[0]))).unwrap();
+    assert!(
+        answer.contains(&format!(r#"batch="{id}""#))
+            && answer.contains(r#"status="accepted""#)
+            && answer.contains(r#"seq-used="true""#),
+        "{answer}"
+    );
+    // And the hub saw the agency pull.
+    p.pass(&p.sup);
+    let status = sedx(&p.sup, &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(json["peers"][0]["pull"]["last_pull"].is_string(), "{json}");
+    assert_eq!(status.status.code(), Some(0), "{json}");
+}

@@ -134,6 +134,71 @@ pub const SHANGHAI_DIVISIONS: &[(&str, &str)] = &[
     ("310230", "崇明县"),
 ];
 
+/// The name of a Shanghai division code ("" when unknown).
+pub fn division_name(code: &str) -> &'static str {
+    SHANGHAI_DIVISIONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, n)| *n)
+        .unwrap_or("")
+}
+
+/// Categories of the special-equipment catalogue (特种设备目录) by code.
+pub const CATEGORY_NAMES: &[(&str, &str)] = &[
+    ("1000", "锅炉"),
+    ("1100", "承压蒸汽锅炉"),
+    ("1200", "承压热水锅炉"),
+    ("1300", "有机热载体锅炉"),
+    ("2000", "压力容器"),
+    ("2100", "固定式压力容器"),
+    ("2200", "移动式压力容器"),
+    ("2300", "气瓶"),
+    ("2400", "氧舱"),
+    ("3000", "电梯"),
+    ("3100", "曳引与强制驱动电梯"),
+    ("3110", "曳引驱动乘客电梯"),
+    ("3120", "曳引驱动载货电梯"),
+    ("3200", "液压驱动电梯"),
+    ("3300", "自动扶梯与自动人行道"),
+    ("3310", "自动扶梯"),
+    ("3320", "自动人行道"),
+    ("3400", "其他类型电梯"),
+    ("4000", "起重机械"),
+    ("4100", "桥式起重机"),
+    ("4110", "通用桥式起重机"),
+    ("4200", "门式起重机"),
+    ("4300", "塔式起重机"),
+    ("4400", "流动式起重机"),
+    ("4700", "门座式起重机"),
+    ("4800", "升降机"),
+    ("4D00", "机械式停车设备"),
+    ("5000", "场（厂）内专用机动车辆"),
+    ("5100", "机动工业车辆"),
+    ("5110", "叉车"),
+    ("5200", "非公路用旅游观光车辆"),
+    ("6000", "大型游乐设施"),
+    ("8000", "压力管道"),
+    ("9000", "客运索道"),
+];
+
+/// The name of a category code: its own, else its group's (an old catalogue
+/// code such as 1120 or 2160 is named by 1100 or 2100); "" when unknown.
+pub fn category_name(code: &str) -> &'static str {
+    let find = |c: &str| {
+        CATEGORY_NAMES
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, n)| *n)
+    };
+    if code.len() != 4 || !code.is_ascii() {
+        return "";
+    }
+    find(code)
+        .or_else(|| find(&format!("{}00", &code[..2])))
+        .or_else(|| find(&format!("{}000", &code[..1])))
+        .unwrap_or("")
+}
+
 pub fn is_shanghai_division(code: &str) -> bool {
     SHANGHAI_DIVISIONS.iter().any(|(c, _)| *c == code)
 }
