@@ -1,46 +1,31 @@
 //! sedx: the special-equipment data exchanger between a city's supervision system
 //! (监察) and its inspection system (检验).
 //!
-//! The pipeline is the architecture: [`seal`] (compress, sign, checksum) →
-//! [`ship`] (SFTP push) → [`receive`] (take complete sets) → [`verify`] (checksum,
-//! signature, sender) → [`validate`] (gunzip with a cap, no DOCTYPE, XSD) →
-//! [`apply`] (records into the [`store`]) → [`ack`] (sealed acknowledgment back).
-//! [`domain`] holds the records and rules; it knows nothing of transport.
+//! The pipeline is the architecture, and the folders show it, lowest first:
+//! - [`context`]: what every stage works in: errors, files, text, clock, the
+//!   configuration and the node (its folders, store, keys and sessions);
+//! - [`domain`]: records and rules of the notice (R1-R16), free of transport;
+//! - [`wire`]: the exchange format: sealed sets, SSHSIG, documents, decoding,
+//!   validation, acknowledgments;
+//! - [`store`]: the journal, the channels and the records, in SQLite;
+//! - the stages: [`send`] (drops sifted, sealed, released), [`transport`] (SFTP
+//!   push, pull, backoff, resend), [`receive`] (take, verify, validate, apply,
+//!   answer);
+//! - [`run`]: one pass over the stages, and the watcher that repeats it;
+//! - [`tools`]: what operators run beside the exchange (status, views, quarantine,
+//!   check, cards, clean, reconcile, generate, export, backup, demo).
+//!
+//! A module imports only from its own level or below; nothing imports [`run`] or
+//! [`tools`] back.
 
-pub mod ack;
-pub mod apply;
-pub mod backup;
-pub mod card;
-pub mod check;
-pub mod clean;
-pub mod config;
-pub mod decode;
-pub mod demo;
-pub mod document;
+pub mod context;
 pub mod domain;
-pub mod error;
-pub mod export;
-pub mod faults;
-pub mod fsx;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod gen;
-pub mod node;
-pub mod outbound;
-pub mod pull;
-pub mod quarantine;
 pub mod receive;
-pub mod reconcile;
-pub mod seal;
-pub mod set;
-pub mod ship;
-pub mod signature;
-pub mod status;
+pub mod run;
+pub mod send;
 pub mod store;
-pub mod text;
-pub mod validate;
-pub mod verify;
-pub mod views;
-pub mod watch;
+pub mod tools;
+pub mod transport;
+pub mod wire;
 
-pub use error::{Code, Error, Reject, Result};
+pub use context::error::{Code, Error, Reject, Result};

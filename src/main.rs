@@ -2,8 +2,8 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use sedx::config::Role;
-use sedx::node::{Node, NodeLock};
+use sedx::context::config::Role;
+use sedx::context::node::{Node, NodeLock};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -148,7 +148,7 @@ enum Cmd {
         #[arg(long)]
         notices: bool,
         /// The agency the notices come from.
-        #[arg(long, default_value = sedx::demo::CITY_INSTITUTE)]
+        #[arg(long, default_value = sedx::tools::demo::CITY_INSTITUTE)]
         agency: String,
         /// Compare only the fields discrepancy notices carry (R6), not every field.
         #[arg(long)]
@@ -238,7 +238,7 @@ enum Cmd {
         remote_inbound: Option<String>,
     },
     /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
-    Demo(sedx::demo::DemoArgs),
+    Demo(sedx::tools::demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -313,7 +313,7 @@ fn main() -> ExitCode {
         builder.with_target(false).with_ansi(ansi).init();
     }
     // Every line names the node it is about (several nodes may log to one place).
-    let node_id = sedx::config::Config::load(&cli.node)
+    let node_id = sedx::context::config::Config::load(&cli.node)
         .ok()
         .map(|c| c.node.id);
     let _span = node_id.map(|id| tracing::info_span!("sedx", node = %id).entered());
@@ -336,7 +336,7 @@ fn open(dir: &Path) -> anyhow::Result<Node> {
 
 /// Open a node for a command that changes it: one such process per node.
 fn open_exclusive(dir: &Path, what: &str, wait: bool) -> anyhow::Result<(NodeLock, Node)> {
-    let lock = sedx::node::lock(dir, what, wait)?;
+    let lock = sedx::context::node::lock(dir, what, wait)?;
     Ok((lock, open(dir)?))
 }
 
@@ -369,7 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Seal { file } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "seal", wait)?;
-            let names = sedx::outbound::seal_file(&mut node, &file, true)?;
+            let names = sedx::send::seal_file(&mut node, &file, true)?;
             if names.is_empty() {
                 println!(
                     "nothing to send from {} (see the log and quarantine/)",
@@ -383,62 +383,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Verify { set, from } => {
             let node = open(&cli.node)?;
-            let file = set
-                .file_name()
-                .and_then(|n| n.to_str())
-                .context("no file name")?;
-            let (name, _) = sedx::set::SetName::of_file(file)
-                .context("not a part of a sealed set (NAME.xml.gz[.sig|.sha256])")?;
-            let dir = set
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let v = sedx::verify::verify_set(
-                dir,
-                &name,
-                &from,
-                node.signers(),
-                node.cfg.node.max_payload_bytes,
-            )?;
-            let mut schemas = sedx::validate::Schemas::new()?;
-            let tmp = tempfile_in(&node.layout.work)?;
-            sedx::validate::expand(&name.payload(dir), tmp.path(), node.cfg.expand_limits())?;
-            let scan = schemas.check(tmp.path(), v.kind)?;
+            let c = sedx::receive::check_set_file(&node, &set, &from)?;
             println!(
-                "OK {name}: sha256 {} signed by {from} ({}), {} document, {} records",
-                v.digest.sha256_hex(),
-                v.signer,
-                v.kind.root(),
-                scan.records
+                "OK {}: sha256 {} signed by {from} ({}), {} document, {} records",
+                c.name,
+                c.sha256,
+                c.signer,
+                c.kind.root(),
+                c.records
             );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Validate { file } => {
-            let mut schemas = sedx::validate::Schemas::new()?;
-            // Read as a node reads what it receives: decoded once into a scratch
-            // copy (encoding, limits, no DOCTYPE), then checked.
-            let gz = file.extension().is_some_and(|e| e == "gz");
-            let tmp = tempfile_in(&std::env::temp_dir())?;
-            let limits = sedx::validate::ExpandLimits {
-                max_bytes: 4 << 30,
-                max_ratio: u64::MAX,
-                doc: sedx::decode::Limits::default(),
-            };
-            if gz {
-                sedx::validate::expand(&file, tmp.path(), limits)?;
-            } else {
-                sedx::decode::normalize_file(&file, tmp.path(), limits.doc, limits.max_bytes)?;
-            }
-            let path = tmp.path();
-            let f = std::fs::File::open(path).with_context(|| path.display().to_string())?;
-            let root = sedx::document::peek_root(std::io::BufReader::new(f))?;
-            let kind = root.kind;
-            let scan = schemas.check(path, kind)?;
+            let (kind, records) = sedx::wire::validate::validate_file(&file)?;
             println!(
-                "{} is a valid {} document ({} records)",
+                "{} is a valid {} document ({records} records)",
                 file.display(),
-                kind.root(),
-                scan.records
+                kind.root()
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -447,10 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if once {
                 let r = node.pass_with(now);
                 report(&r);
-                if !r.errors.is_empty() {
-                    bail!("{} error(s); first: {}", r.errors.len(), r.errors[0]);
-                }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(pass_outcome(&r));
             }
             // SIGTERM (systemd, kill) and Ctrl-C stop between passes; every step is
             // durable anyway, so a pass never needs to be cut short.
@@ -463,7 +421,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
             tracing::info!(node = node.id(), "running");
-            sedx::watch::run(
+            sedx::run::watch::run(
                 &mut node,
                 now,
                 report,
@@ -475,7 +433,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Status { json, summary } => {
             let node = open(&cli.node)?;
-            let status = sedx::status::gather(&node)?;
+            let status = sedx::tools::status::gather(&node)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else if summary {
@@ -491,7 +449,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = node.send(now);
             report(&r);
             if !r.errors.is_empty() {
-                bail!("{} error(s); first: {}", r.errors.len(), r.errors[0]);
+                return Ok(pass_outcome(&r));
             }
             println!(
                 "sealed {}, shipped {}, queued for the window {}",
@@ -507,7 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Import { file } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "import", wait)?;
-            let r = sedx::outbound::import_file(&mut node, &file)?;
+            let r = sedx::send::import_file(&mut node, &file)?;
             if r.refused == 0 {
                 println!("{} record(s) in the register, 0 refused", r.applied);
                 return Ok(ExitCode::SUCCESS);
@@ -523,7 +481,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Export { batch_size } => {
             let (_lock, mut node) = open_exclusive(&cli.node, "export", wait)?;
-            let done = sedx::export::export(&mut node, batch_size.max(1))?;
+            let done = sedx::tools::export::export(&mut node, batch_size.max(1))?;
             println!(
                 "{} record(s) in {} batch file(s)",
                 done.records,
@@ -550,7 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sedx::domain::Role::Inspection => "insp-city".into(),
                 sedx::domain::Role::Supervision => "sup-city".into(),
             });
-            let opts = sedx::gen::GenOptions {
+            let opts = sedx::tools::generate::GenOptions {
                 side,
                 out,
                 records,
@@ -562,7 +520,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 to,
                 agency,
             };
-            let g = sedx::gen::generate(&opts)?;
+            let g = sedx::tools::generate::generate(&opts)?;
             println!(
                 "{} records ({} equipment, {} reports, {} non-statutory) in {} files; defects: {:?}",
                 g.records, g.equipment, g.reports, g.non_statutory, g.files, g.defects
@@ -570,7 +528,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Backup { dest } => {
-            let files = sedx::backup::backup(&cli.node, &dest)?;
+            let files = sedx::tools::backup::backup(&cli.node, &dest)?;
             println!(
                 "backed up {} into {} ({files} files)",
                 cli.node.display(),
@@ -579,7 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Restore { backup, to } => {
-            sedx::backup::restore(&backup, &to)?;
+            sedx::tools::backup::restore(&backup, &to)?;
             println!("restored {} into {}", backup.display(), to.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -588,8 +546,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             max_problems,
         } => {
-            let report = sedx::clean::clean(&file, out.as_deref())?;
-            print!("{}", sedx::clean::summary(&report));
+            let report = sedx::tools::clean::clean(&file, out.as_deref())?;
+            print!("{}", sedx::tools::clean::summary(&report));
             if report.problems() > max_problems {
                 eprintln!(
                     "sedx: {} problems (more than {max_problems})",
@@ -608,10 +566,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             r6_only,
             max_problems,
         } => {
-            let r = sedx::reconcile::reconcile(&a, &b, &out, r6_only)?;
-            print!("{}", sedx::reconcile::summary(&r));
+            let r = sedx::tools::reconcile::reconcile(&a, &b, &out, r6_only)?;
+            print!("{}", sedx::tools::reconcile::summary(&r));
             if notices {
-                let (path, n) = sedx::reconcile::notices(&r, &cli.node, &agency)?;
+                let (path, n) = sedx::tools::reconcile::notices(&r, &cli.node, &agency)?;
                 println!("{n} discrepancy notice(s) in {}", path.display());
             }
             if r.problems() > max_problems {
@@ -622,7 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Acceptance => {
             let node = open(&cli.node)?;
-            let queue = sedx::views::acceptance(&node.store)?;
+            let queue = sedx::tools::views::acceptance(&node.store)?;
             println!(
                 "{} construction notice(s) awaiting installation inspection",
                 queue.len()
@@ -640,18 +598,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let node = open(&cli.node)?;
             let code = sedx::domain::ids::normalize_code(&code);
-            match sedx::views::equipment_show(&node.store, &code)? {
+            match sedx::tools::views::equipment_show(&node.store, &code)? {
                 Some(view) => print!("{view}"),
                 None => bail!("no equipment {code} on record"),
             }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Check { offline } => {
-            let findings = sedx::check::run(&cli.node, !offline);
+            let findings = sedx::tools::check::run(&cli.node, !offline);
             for f in &findings {
                 println!("{}", f.line());
             }
-            let code = sedx::check::exit_code(&findings);
+            let code = sedx::tools::check::exit_code(&findings);
             println!(
                 "{}",
                 match code {
@@ -680,7 +638,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     String::new()
                 }
             });
-            let reach = sedx::card::Reach {
+            let reach = sedx::tools::card::Reach {
                 host,
                 port,
                 user,
@@ -689,11 +647,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 host_key,
                 agency,
             };
-            let card = sedx::card::make(&cli.node, &reach)?;
-            let text = sedx::card::to_text(&card)?;
+            let card = sedx::tools::card::make(&cli.node, &reach)?;
+            let text = sedx::tools::card::to_text(&card)?;
             match out {
                 Some(path) => {
-                    sedx::fsx::write_atomic(&path, text.as_bytes())?;
+                    sedx::context::files::write_atomic(&path, text.as_bytes())?;
                     println!("card of {} written to {}", card.id, path.display());
                 }
                 None => print!("{text}"),
@@ -709,26 +667,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let transport = match transport.as_str() {
-                "push" => sedx::config::Transport::Push,
-                "pull" => sedx::config::Transport::Pull,
-                "local" => sedx::config::Transport::Local,
+                "push" => sedx::context::config::Transport::Push,
+                "pull" => sedx::context::config::Transport::Pull,
+                "local" => sedx::context::config::Transport::Local,
                 other => bail!("--transport {other:?}: use push, pull or local"),
             };
-            let c = sedx::card::read(&card)?;
-            let added = sedx::card::add(&cli.node, &c, transport, agency)?;
+            let c = sedx::tools::card::read(&card)?;
+            let added = sedx::tools::card::add(&cli.node, &c, transport, agency)?;
             println!(
                 "peer {} ({}) added to sedx.toml and allowed_signers",
                 c.id,
                 c.role.as_str()
             );
-            if transport != sedx::config::Transport::Pull {
+            if transport != sedx::context::config::Transport::Pull {
                 println!("Its SFTP login to this node's server needs an account that accepts its key. As root:");
                 println!(
                     "  scripts/peer-account.sh --node {} --peer {} --key '{}'{}",
                     cli.node.display(),
                     c.id,
                     added.login_key,
-                    if transport == sedx::config::Transport::Local {
+                    if transport == sedx::context::config::Transport::Local {
                         " --pull"
                     } else {
                         ""
@@ -741,7 +699,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Quarantine { cmd } => {
             let node = open(&cli.node)?;
-            let who = |by: Option<String>| by.unwrap_or_else(sedx::quarantine::operator);
+            let who = |by: Option<String>| by.unwrap_or_else(sedx::context::quarantine::operator);
             match cmd {
                 QuarantineCmd::List { all } => {
                     let items = if all {
@@ -755,16 +713,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         if all { "" } else { "open" }
                     );
                     for q in &items {
-                        println!("{}", sedx::quarantine::line(q));
+                        println!("{}", sedx::context::quarantine::line(q));
                     }
                 }
-                QuarantineCmd::Show { id } => print!("{}", sedx::quarantine::show(&node, id)?),
+                QuarantineCmd::Show { id } => {
+                    print!("{}", sedx::context::quarantine::show(&node, id)?)
+                }
                 QuarantineCmd::Retry { id, by } => {
-                    let went = sedx::quarantine::retry(&node, id, &who(by))?;
+                    let went = sedx::context::quarantine::retry(&node, id, &who(by))?;
                     println!("item {id}: {went}; the next pass takes it");
                 }
                 QuarantineCmd::Dismiss { id, reason, by } => {
-                    sedx::quarantine::dismiss(&node, id, &who(by), &reason)?;
+                    sedx::context::quarantine::dismiss(&node, id, &who(by), &reason)?;
                     println!("item {id} dismissed; its files stay in quarantine/");
                 }
             }
@@ -772,7 +732,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Decisions => {
             let node = open(&cli.node)?;
-            let list = sedx::views::undecided(&node.store, None)?;
+            let list = sedx::tools::views::undecided(&node.store, None)?;
             println!("待决定 {} awaiting decision", list.len());
             for u in list {
                 println!(
@@ -784,7 +744,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Discrepancies => {
             let node = open(&cli.node)?;
-            let list = sedx::views::discrepancies(&node.store)?;
+            let list = sedx::tools::views::discrepancies(&node.store)?;
             println!("{} discrepanc(ies)", list.len());
             for d in list {
                 println!("  {d}");
@@ -798,7 +758,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             user,
             remote_inbound,
         } => {
-            let mut cfg = sedx::config::Config::load(&cli.node)?;
+            let mut cfg = sedx::context::config::Config::load(&cli.node)?;
             let p = cfg
                 .peers
                 .iter_mut()
@@ -823,13 +783,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo(args) => {
-            sedx::demo::run(&args)?;
+            sedx::tools::demo::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn report(r: &sedx::node::PassReport) {
+/// The exit status of a pass: 0, or by its worst failure (69 a peer out of
+/// reach, 74 the machine: disk or store, 1 anything else), with one line.
+fn pass_outcome(r: &sedx::context::report::PassReport) -> ExitCode {
+    match r.worst() {
+        None => ExitCode::SUCCESS,
+        Some(kind) => {
+            eprintln!("sedx: {} error(s); first: {}", r.errors.len(), r.errors[0]);
+            ExitCode::from(kind.exit_code())
+        }
+    }
+}
+
+fn report(r: &sedx::context::report::PassReport) {
     if r.did_something() || !r.errors.is_empty() || r.held > 0 {
         tracing::info!(
             sealed = r.sealed,
@@ -846,9 +818,4 @@ fn report(r: &sedx::node::PassReport) {
     for e in r.unlogged_errors() {
         tracing::error!("{e}");
     }
-}
-
-fn tempfile_in(dir: &Path) -> anyhow::Result<sedx::fsx::Scratch> {
-    std::fs::create_dir_all(dir)?;
-    Ok(sedx::fsx::Scratch::new_in(dir, ".sedx-cli"))
 }

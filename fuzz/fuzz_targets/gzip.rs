@@ -1,4 +1,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| sedx::fuzzing::gzip(data));
+fuzz_target!(|data: &[u8]| sedx::tools::fuzzing::gzip(data));

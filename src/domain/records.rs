@@ -3,7 +3,7 @@
 
 use super::ids;
 use super::spec::{RecordKind, Spec, Ty};
-use crate::error::{Code, Reject};
+use crate::context::error::{Code, Reject};
 
 /// A record as read from XML: its child fields in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

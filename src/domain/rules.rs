@@ -6,7 +6,7 @@
 use super::records::{Record, NON_STATUTORY_KINDS};
 use super::spec::RecordKind;
 use super::Role;
-use crate::error::{Code, Reject, Result};
+use crate::context::error::{Code, Reject, Result};
 use std::collections::BTreeMap;
 
 /// Which end of the exchange is judging.

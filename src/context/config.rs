@@ -1,0 +1,479 @@
+//! sedx.toml and the folder layout of a node.
+
+use crate::context::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "sedx.toml";
+
+pub use crate::domain::Role;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub id: String,
+    pub role: Role,
+    /// SQLite store, relative to the node folder unless absolute.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// OpenSSH Ed25519 private key that signs outgoing sets.
+    #[serde(default = "default_signing_key")]
+    pub signing_key: PathBuf,
+    /// OpenSSH private key for SFTP logins (separate from the signing key).
+    #[serde(default = "default_login_key")]
+    pub login_key: PathBuf,
+    /// OpenSSH allowed_signers file; principals are node ids.
+    #[serde(default = "default_allowed_signers")]
+    pub allowed_signers: PathBuf,
+    /// A plain file is taken only when its size is unchanged over this interval.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// gzip level for sealed payloads (1 fastest .. 9 smallest). Level 1 makes
+    /// payloads about a third larger than 6 and seals several times faster.
+    #[serde(default = "default_gzip_level")]
+    pub gzip_level: u32,
+    /// The watcher rescans this often even without events (events can be lost).
+    #[serde(default = "default_scan_secs")]
+    pub scan_interval_secs: u64,
+    /// Largest payload (.xml.gz) accepted or pulled, in bytes.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: u64,
+    /// Largest document (a payload expanded, or a dropped .xml), in bytes.
+    #[serde(default = "default_max_expanded")]
+    pub max_expanded_bytes: u64,
+    /// Largest ratio of a payload's expanded size to its compressed size (a
+    /// compression bomb expands a thousand times; real batches 5-20 times).
+    #[serde(default = "default_max_ratio")]
+    pub max_expansion_ratio: u64,
+    /// When batches are shipped, Asia/Shanghai time (R14): "HH:MM-HH:MM", or
+    /// "always". Outside it batches queue; receiving and answering go on.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// First wait after a transport error; doubled each time (with jitter).
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// A batch not acknowledged this long after shipping raises an alert and is resent.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_secs: u64,
+    /// On a hub: a pulling peer that leaves a set waiting in its outbox folder
+    /// this long has stopped pulling; an alert is raised (log and status).
+    #[serde(default = "default_pull_alert")]
+    pub pull_alert_secs: u64,
+}
+
+fn default_window() -> String {
+    "02:00-08:00".into()
+}
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+fn default_pull_alert() -> u64 {
+    3600
+}
+fn default_ack_timeout() -> u64 {
+    6 * 3600
+}
+
+/// The daily exchange window, in minutes of the day (Asia/Shanghai).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Window {
+    pub fn parse(text: &str) -> Result<Window> {
+        if text.trim() == "always" {
+            return Ok(Window {
+                start: 0,
+                end: 24 * 60,
+            });
+        }
+        let bad = || Error::Config(format!("window {text:?} is not HH:MM-HH:MM or \"always\""));
+        let minutes = |t: &str| -> Result<u32> {
+            let (h, m) = t.trim().split_once(':').ok_or_else(bad)?;
+            let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+            if h > 24 || m > 59 || (h == 24 && m > 0) {
+                return Err(bad());
+            }
+            Ok(h * 60 + m)
+        };
+        let (a, b) = text.split_once('-').ok_or_else(bad)?;
+        Ok(Window {
+            start: minutes(a)?,
+            end: minutes(b)?,
+        })
+    }
+
+    /// Whether a minute of the day falls in the window (which may wrap midnight).
+    pub fn contains(&self, minute: u32) -> bool {
+        if self.start <= self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    /// Whether the window is open now, Asia/Shanghai time.
+    pub fn open_now(&self) -> bool {
+        let t = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+        self.contains(t.hour() as u32 * 60 + t.minute() as u32)
+    }
+}
+
+fn default_store() -> PathBuf {
+    "store.sqlite".into()
+}
+fn default_signing_key() -> PathBuf {
+    "keys/signing_ed25519".into()
+}
+fn default_login_key() -> PathBuf {
+    "keys/login_ed25519".into()
+}
+fn default_allowed_signers() -> PathBuf {
+    "keys/allowed_signers".into()
+}
+fn default_settle_ms() -> u64 {
+    1000
+}
+fn default_gzip_level() -> u32 {
+    1
+}
+fn default_scan_secs() -> u64 {
+    10
+}
+fn default_max_payload() -> u64 {
+    64 << 20
+}
+/// A real batch of 10,000 records is about 5 MB; 256 MiB holds half a million.
+fn default_max_expanded() -> u64 {
+    256 << 20
+}
+fn default_max_ratio() -> u64 {
+    100
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: String,
+    /// How sets travel to and from this peer.
+    #[serde(default)]
+    pub transport: Transport,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub user: String,
+    /// Login key for this peer; the node's login_key when absent.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Folder on the peer's server where our sets land (its inbound/<our id>/).
+    #[serde(default)]
+    pub remote_inbound: String,
+    /// Pinned host key: "SHA256:<base64>" or a known_hosts / .pub line.
+    #[serde(default)]
+    pub host_key: String,
+    /// Pull mode: the folder on the hub's server where sets for us wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_outbox: Option<String>,
+    /// Local mode (on the hub): the folder where sets for this peer wait to be
+    /// pulled; `outbox/<peer id>` in the node folder when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_outbox: Option<PathBuf>,
+    /// The folder where this peer's sets arrive (its SFTP drop folder, in a
+    /// chroot of its own: scripts/peer-account.sh); `inbound/<peer id>` in the
+    /// node folder when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_inbound: Option<PathBuf>,
+    /// The inspection agency this peer speaks for (routes records by their
+    /// responsible agency on a supervision node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+}
+
+/// How sets travel between this node and a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// We upload to the peer's SFTP server; it uploads to ours.
+    #[default]
+    Push,
+    /// We upload to the peer (a hub) and download what waits for us in its
+    /// outbox (we run no SFTP server).
+    Pull,
+    /// On the hub: sets for this peer are left in a local folder for it to pull;
+    /// no SFTP client is needed.
+    Local,
+}
+
+/// Settings of the notice's rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    /// Category code prefix → first day of exchange (R9).
+    #[serde(default = "crate::domain::rules::default_rollout")]
+    pub rollout: BTreeMap<String, String>,
+    /// National-level agencies (R16).
+    #[serde(default)]
+    pub national_agencies: Vec<String>,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            rollout: crate::domain::rules::default_rollout(),
+            national_agencies: Vec::new(),
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node: NodeSection,
+    #[serde(default)]
+    pub rules: RulesSection,
+    /// Never written as `peer = []`: an operator appends `[[peer]]` sections.
+    #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// Node ids name folders and principals: keep them to a safe alphabet.
+pub fn check_node_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "node id {id:?} must be 1-64 of A-Z a-z 0-9 - _"
+        )))
+    }
+}
+
+impl Config {
+    pub fn new(id: &str, role: Role) -> Config {
+        Config {
+            node: NodeSection {
+                id: id.to_string(),
+                role,
+                store: default_store(),
+                signing_key: default_signing_key(),
+                login_key: default_login_key(),
+                allowed_signers: default_allowed_signers(),
+                settle_ms: default_settle_ms(),
+                gzip_level: default_gzip_level(),
+                scan_interval_secs: default_scan_secs(),
+                max_payload_bytes: default_max_payload(),
+                max_expanded_bytes: default_max_expanded(),
+                max_expansion_ratio: default_max_ratio(),
+                window: default_window(),
+                retry_base_secs: default_retry_base(),
+                retry_max_secs: default_retry_max(),
+                ack_timeout_secs: default_ack_timeout(),
+                pull_alert_secs: default_pull_alert(),
+            },
+            rules: RulesSection::default(),
+            peers: Vec::new(),
+        }
+    }
+
+    /// The rules' settings with today's date.
+    pub fn policy(&self) -> crate::domain::rules::Policy {
+        crate::domain::rules::Policy {
+            rollout: self.rules.rollout.clone(),
+            national_agencies: self.rules.national_agencies.clone(),
+            today: crate::domain::rules::today_shanghai(),
+        }
+    }
+
+    /// The bounds on expanding and reading a document.
+    pub fn expand_limits(&self) -> crate::wire::validate::ExpandLimits {
+        crate::wire::validate::ExpandLimits {
+            max_bytes: self.node.max_expanded_bytes,
+            max_ratio: self.node.max_expansion_ratio,
+            doc: crate::wire::decode::Limits::default(),
+        }
+    }
+
+    pub fn window(&self) -> Window {
+        Window::parse(&self.node.window).unwrap_or(Window {
+            start: 0,
+            end: 24 * 60,
+        })
+    }
+
+    /// The peer that speaks for an inspection agency.
+    pub fn peer_for_agency(&self, agency: &str) -> Option<&PeerConfig> {
+        self.peers
+            .iter()
+            .find(|p| p.agency.as_deref() == Some(agency))
+    }
+
+    pub fn load(dir: &Path) -> Result<Config> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).at(&path)?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| {
+            let msg = e.message();
+            let line = e
+                .span()
+                .map(|s| format!(" (line {})", text[..s.start].lines().count().max(1)))
+                .unwrap_or_default();
+            let fix = if msg.contains("duplicate key") && text.contains("peer = []") {
+                "; remove the line `peer = []` (an earlier `sedx init` wrote it) and keep the [[peer]] sections"
+            } else if msg.contains("unknown field") {
+                "; a misspelt or unknown setting: use one of the names listed (docs/operations.md)"
+            } else {
+                ""
+            };
+            Error::Config(format!("{}{line}: {msg}{fix}", path.display()))
+        })?;
+        check_node_id(&cfg.node.id)?;
+        Window::parse(&cfg.node.window)?;
+        for p in &cfg.peers {
+            check_node_id(&p.id)?;
+            if p.id == cfg.node.id {
+                return Err(Error::Config(format!("peer {} is this node", p.id)));
+            }
+            let need = |what: &str, v: &str| {
+                if !v.trim().is_empty() {
+                    return Ok(());
+                }
+                let how = match what {
+                    "host_key" => format!(
+                        "the pin of the peer's SSH server, \"SHA256:...\": take it from the peer's card (`sedx card` there, then `sedx peer add CARD` here), or run `ssh-keyscan -p {} {} | ssh-keygen -lf -` and confirm it with the peer's operator",
+                        p.port,
+                        if p.host.is_empty() { "HOST" } else { &p.host }
+                    ),
+                    "remote_outbox" => "the folder on the hub where sets for this node wait (its outbox/<this node's id>/)".into(),
+                    "remote_inbound" => "the folder on the peer's server where this node's sets go (its inbound/<this node's id>/, or /inbound in a chrooted account)".into(),
+                    _ => "from the peer's card or its operator".into(),
+                };
+                Err(Error::Config(format!(
+                    "[[peer]] {}: {what} is missing: {how}",
+                    p.id
+                )))
+            };
+            if p.transport != Transport::Local {
+                need("host", &p.host)?;
+                need("user", &p.user)?;
+                need("remote_inbound", &p.remote_inbound)?;
+                need("host_key", &p.host_key)?;
+            }
+            if p.transport == Transport::Pull {
+                need("remote_outbox", p.remote_outbox.as_deref().unwrap_or(""))?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        crate::context::files::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+    }
+
+    pub fn peer(&self, id: &str) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.id == id)
+    }
+}
+
+/// The folders of a node, resolved against its directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub outbound: PathBuf,
+    pub inbound: PathBuf,
+    pub sent: PathBuf,
+    pub archive: PathBuf,
+    pub quarantine: PathBuf,
+    /// Private scratch space (decompressed documents, sets being written).
+    pub work: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+            outbound: root.join("outbound"),
+            inbound: root.join("inbound"),
+            sent: root.join("sent"),
+            archive: root.join("archive"),
+            quarantine: root.join("quarantine"),
+            work: root.join(".work"),
+        }
+    }
+
+    /// Make the folders that are missing: private (0700) whatever the umask,
+    /// but outbound/ (0770), where the local systems of the node's group drop
+    /// files. A folder that exists keeps the mode the operator gave it.
+    pub fn create(&self) -> Result<()> {
+        for (d, mode) in [
+            (&self.outbound, 0o770),
+            (&self.inbound, 0o700),
+            (&self.sent, 0o700),
+            (&self.archive, 0o700),
+            (&self.quarantine, 0o700),
+            (&self.work, 0o700),
+        ] {
+            if std::fs::symlink_metadata(d).is_err() {
+                crate::context::files::create_dir_mode(d, mode)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a peer's sets arrive.
+    pub fn inbound_of(&self, peer: &PeerConfig) -> PathBuf {
+        match &peer.local_inbound {
+            Some(dir) => self.resolve(dir),
+            None => self.inbound.join(&peer.id),
+        }
+    }
+
+    /// Where sets wait for a peer that pulls them (transport "local").
+    pub fn outbox_of(&self, peer: &PeerConfig) -> PathBuf {
+        match &peer.local_outbox {
+            Some(dir) => self.resolve(dir),
+            None => self.root.join("outbox").join(&peer.id),
+        }
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Window;
+
+    #[test]
+    fn windows() {
+        let w = Window::parse("02:00-08:00").unwrap();
+        assert!(w.contains(120) && w.contains(479) && !w.contains(480) && !w.contains(60));
+        let night = Window::parse("22:00-02:00").unwrap();
+        assert!(night.contains(23 * 60) && night.contains(30) && !night.contains(12 * 60));
+        assert!(Window::parse("always").unwrap().contains(0));
+        assert!(Window::parse("25:00-01:00").is_err() && Window::parse("2-8").is_err());
+    }
+}

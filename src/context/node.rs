@@ -1,0 +1,269 @@
+//! A node: its folders, configuration, keys, store, validator and open
+//! sessions: the context every stage works in. The pass that drives the stages
+//! is in [`crate::run::pass`]; nothing here calls a stage.
+
+use crate::context::config::{Config, Layout, Role};
+use crate::context::error::{Error, IoContext, Result};
+use crate::store::Store;
+use crate::wire::set::{self, SetName};
+use crate::wire::sshsig::{self, AllowedSigners};
+use crate::wire::validate::Validator;
+use ssh_key::PrivateKey;
+use std::path::Path;
+
+pub struct Node {
+    pub layout: Layout,
+    pub cfg: Config,
+    pub store: Store,
+    pub(crate) key: PrivateKey,
+    pub(crate) signers: AllowedSigners,
+    pub(crate) validator: Validator,
+    /// SFTP sessions kept open between sets and passes, per peer.
+    pub(crate) links: std::collections::BTreeMap<String, crate::transport::session::PeerSession>,
+    /// Dropped files known complete from file events (closed after writing, or
+    /// renamed into outbound/), filled by the watcher.
+    pub(crate) complete: std::collections::HashSet<std::path::PathBuf>,
+    /// Folders in inbound/ of no configured peer, as last reported.
+    pub(crate) strangers_seen: std::collections::BTreeMap<String, usize>,
+}
+
+/// What `sedx init` made, for the operator to hand to peers.
+pub struct InitInfo {
+    pub allowed_signers_line: String,
+    pub login_public_key: String,
+    pub host_key_pin: Option<String>,
+}
+
+impl Node {
+    /// Create a node folder: layout, config, signing and login keys.
+    pub fn init(dir: &Path, id: &str, role: Role) -> Result<InitInfo> {
+        crate::context::config::check_node_id(id)?;
+        if dir.join(crate::context::config::CONFIG_FILE).exists() {
+            return Err(Error::Config(format!(
+                "{} already holds a node",
+                dir.display()
+            )));
+        }
+        let layout = Layout::new(dir);
+        // The node folder lets others pass through to outbound/ only; keys, the
+        // store and sedx.toml are the service account's alone, whatever the umask.
+        crate::context::files::create_dir_mode(dir, 0o711)?;
+        layout.create()?;
+        let cfg = Config::new(id, role);
+        let keys = layout.resolve(&cfg.node.signing_key);
+        crate::context::files::create_dir_mode(keys.parent().unwrap_or(dir), 0o700)?;
+        let signing = sshsig::generate_key(&keys, &format!("{id} sedx signing"))?;
+        let login = sshsig::generate_key(
+            &layout.resolve(&cfg.node.login_key),
+            &format!("{id} sedx login"),
+        )?;
+        let signers_line = format!(
+            "{id} namespaces=\"sedx-batch,sedx-ack\" {}",
+            signing
+                .to_openssh()
+                .map_err(|e| Error::Key(e.to_string()))?
+        );
+        crate::context::files::write_atomic(
+            &layout.resolve(&cfg.node.allowed_signers),
+            format!("# principal = node id; add each peer's line here\n{signers_line}\n")
+                .as_bytes(),
+        )?;
+        cfg.save(dir)?;
+        // The store exists from the start: a local system may write into it (R14).
+        let store_path = layout.resolve(&cfg.node.store);
+        Store::open(&store_path)?.set_node_identity(id)?;
+        for f in [
+            store_path.clone(),
+            layout.resolve(&cfg.node.signing_key),
+            layout.resolve(&cfg.node.login_key),
+        ] {
+            crate::context::files::set_mode(&f, 0o600)?;
+        }
+        let host_key_pin = std::fs::read_to_string("/etc/ssh/ssh_host_ed25519_key.pub")
+            .ok()
+            .and_then(|t| ssh_key::PublicKey::from_openssh(t.trim()).ok())
+            .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string());
+        Ok(InitInfo {
+            allowed_signers_line: signers_line,
+            login_public_key: login.to_openssh().map_err(|e| Error::Key(e.to_string()))?,
+            host_key_pin,
+        })
+    }
+
+    pub fn open(dir: &Path) -> Result<Node> {
+        let cfg = Config::load(dir)?;
+        let layout = Layout::new(dir);
+        layout.create()?;
+        for p in &cfg.peers {
+            crate::context::files::create_dir_all(&layout.inbound_of(p))?;
+            if p.transport == crate::context::config::Transport::Local {
+                // A pulling peer finds its folder from the start, even empty.
+                crate::context::files::create_dir_all(&layout.outbox_of(p))?;
+            }
+        }
+        let store = open_store(&layout, &cfg)?;
+        let key = sshsig::load_private_key(&layout.resolve(&cfg.node.signing_key))?;
+        let signers = AllowedSigners::load(&layout.resolve(&cfg.node.allowed_signers))?;
+        Ok(Node {
+            layout,
+            cfg,
+            store,
+            key,
+            signers,
+            validator: Validator::start()?,
+            links: Default::default(),
+            complete: Default::default(),
+            strangers_seen: Default::default(),
+        })
+    }
+
+    /// Read sedx.toml and allowed_signers again (SIGHUP): a fixed pin, a new
+    /// peer or key takes effect without a restart. On any error the node keeps
+    /// the configuration it has. Open connections are closed and every peer is
+    /// tried again at once. The node's id and store cannot change this way.
+    pub fn reload(&mut self) -> Result<()> {
+        let cfg = Config::load(&self.layout.root)?;
+        if cfg.node.id != self.cfg.node.id || cfg.node.store != self.cfg.node.store {
+            return Err(Error::Config(
+                "the node id and store cannot change while running; restart sedx for that".into(),
+            ));
+        }
+        let signers = AllowedSigners::load(&self.layout.resolve(&cfg.node.allowed_signers))?;
+        for p in &cfg.peers {
+            crate::context::files::create_dir_all(&self.layout.inbound_of(p))?;
+            if p.transport == crate::context::config::Transport::Local {
+                crate::context::files::create_dir_all(&self.layout.outbox_of(p))?;
+            }
+            self.store.transport_retry_now(&p.id)?;
+        }
+        self.cfg = cfg;
+        self.signers = signers;
+        self.links.clear();
+        Ok(())
+    }
+
+    pub fn signers(&self) -> &AllowedSigners {
+        &self.signers
+    }
+
+    pub fn id(&self) -> &str {
+        &self.cfg.node.id
+    }
+
+    /// Ship a sent batch again: its set goes back into outbound/.
+    pub fn resend(&self, batch_id: &str) -> Result<SetName> {
+        let entry = self
+            .store
+            .outbox_by_batch(batch_id)?
+            .ok_or_else(|| Error::Other(format!("no batch {batch_id} was sent from this node")))?;
+        let name = SetName::new(&entry.set_name)?;
+        let mut dir = self.layout.sent.clone();
+        let mut n = 0;
+        while !name.marker(&dir).exists() {
+            n += 1;
+            dir = self.layout.sent.join(format!("dup-{n}"));
+            if !dir.exists() {
+                return Err(Error::Other(format!(
+                    "set {name} of batch {batch_id} is not in sent/"
+                )));
+            }
+        }
+        set::copy_set(&name, &dir, &self.layout.outbound, 0o600)?;
+        Ok(name)
+    }
+}
+
+/// Open the node's store, refusing one that is missing, empty, damaged or of
+/// another node: a store lost under a node with history would otherwise start
+/// afresh, apply archived batches again and wait forever for the next one.
+fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
+    let path = layout.resolve(&cfg.node.store);
+    let damaged = |detail: String| Error::StoreDamaged {
+        path: path.clone(),
+        detail: format!(
+            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
+             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
+             新节点请用 / a new node is made with `sedx init`"
+        ),
+    };
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => return Err(damaged("is missing".into())),
+        Ok(m) if !m.is_file() => return Err(damaged("is not a regular file".into())),
+        Ok(m) if m.len() == 0 => return Err(damaged("is empty (0 bytes)".into())),
+        Ok(_) => {}
+    }
+    let store = Store::open(&path).map_err(|e| damaged(format!("cannot be opened ({e})")))?;
+    match store.node_identity()? {
+        Some(id) if id == cfg.node.id => {}
+        Some(id) => {
+            return Err(damaged(format!(
+                "belongs to node {id:?}, not {:?}",
+                cfg.node.id
+            )))
+        }
+        None => {
+            // A store of an earlier version learns its node; a blank one under a
+            // node that has exchanged sets is a lost store.
+            let folder_history = [&layout.archive, &layout.sent]
+                .iter()
+                .any(|d| std::fs::read_dir(d).is_ok_and(|mut rd| rd.next().is_some()));
+            if folder_history && !store.has_history()? {
+                return Err(damaged(
+                    "holds no history while archive/ and sent/ do".into(),
+                ));
+            }
+            store.set_node_identity(&cfg.node.id)?;
+        }
+    }
+    Ok(store)
+}
+
+/// The exclusive lock of a node, held by every command that changes it (two
+/// processes working one node would share scratch files and sequence numbers).
+/// Released when dropped, or by the kernel when the process ends.
+pub struct NodeLock {
+    _file: std::fs::File,
+}
+
+/// Take the node's lock; with `wait`, wait for the holder to finish, else fail at
+/// once with [`Error::Busy`] naming the holder.
+pub fn lock(dir: &Path, what: &str, wait: bool) -> Result<NodeLock> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(".lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .at(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) if wait => file.lock().at(&path)?,
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = crate::context::text::printable(holder.trim(), 200).into_owned();
+            return Err(Error::Busy {
+                holder: if holder.is_empty() {
+                    "starting".into()
+                } else {
+                    holder
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(e).at(&path),
+    }
+    file.set_len(0).at(&path)?;
+    file.rewind().at(&path)?;
+    let _ = write!(
+        file,
+        "pid {}, `sedx {what}` since {}",
+        std::process::id(),
+        crate::context::clock::now()
+    );
+    Ok(NodeLock { _file: file })
+}

@@ -1,0 +1,495 @@
+//! Validate: expand a payload with a cap on its size, refuse DTDs, and check the
+//! document against the XSD with libxml2.
+
+use crate::context::error::{Code, Error, IoContext, Reject, Result};
+use crate::wire::document::{self, DocKind, Scan};
+use flate2::bufread::MultiGzDecoder;
+use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+pub const BATCH_XSD: &str = include_str!("../../xsd/batch.xsd");
+pub const ACK_XSD: &str = include_str!("../../xsd/ack.xsd");
+
+/// The bounds on expanding a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpandLimits {
+    /// Largest expanded document, in bytes.
+    pub max_bytes: u64,
+    /// Largest ratio of expanded to compressed bytes, checked once a mebibyte
+    /// has come out: real batches expand 5-20 times, a gzip bomb a thousand.
+    pub max_ratio: u64,
+    pub doc: crate::wire::decode::Limits,
+}
+
+/// Counts the compressed bytes consumed, for the expansion ratio.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Refuses to give out more than `ratio` times the compressed bytes read.
+struct RatioGuard<R> {
+    inner: R,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    out: u64,
+    ratio: u64,
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > 1 << 20 && self.out / self.ratio.max(1) > self.compressed.get() {
+            self.tripped.set(true);
+            return Err(std::io::Error::other("expansion ratio exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Decompress `gz` into `out` as one UTF-8 document ([`crate::wire::decode`]),
+/// refusing more than the limits allow while it streams: the expanded size, the
+/// expansion ratio, and the size of every piece of the document. A truncated or
+/// corrupt stream is refused, not half-read.
+pub fn expand(gz: &Path, out: &Path, limits: ExpandLimits) -> Result<u64> {
+    let file = crate::context::files::open_regular(gz)?;
+    if file.metadata().at(gz)?.len() == 0 {
+        return Err(Reject::new(Code::SetGzip, "payload is empty").into());
+    }
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let input = BufReader::with_capacity(
+        1 << 20,
+        Counting {
+            inner: file,
+            read: compressed.clone(),
+        },
+    );
+    let dec = RatioGuard {
+        inner: MultiGzDecoder::new(input),
+        compressed,
+        out: 0,
+        ratio: limits.max_ratio,
+        tripped: tripped.clone(),
+    };
+    let mut w = BufWriter::with_capacity(1 << 20, crate::context::files::create_private(out)?);
+    let done = crate::wire::decode::normalize(
+        BufReader::with_capacity(1 << 16, dec),
+        &mut w,
+        limits.doc,
+        limits.max_bytes,
+        gz,
+    );
+    if tripped.get() {
+        return Err(Reject::new(
+            Code::SetTooLarge,
+            format!(
+                "payload expands more than {} times its size (a compression bomb)",
+                limits.max_ratio
+            ),
+        )
+        .into());
+    }
+    let n = done?;
+    w.flush().at(out)?;
+    Ok(n.bytes)
+}
+
+/// Compiled schemas, built once per process.
+pub struct Schemas {
+    batch: SchemaValidationContext,
+    ack: SchemaValidationContext,
+}
+
+fn compile(xsd: &str) -> Result<SchemaValidationContext> {
+    let mut parser = SchemaParserContext::from_buffer(xsd);
+    SchemaValidationContext::from_parser(&mut parser).map_err(|errs| {
+        Error::Other(format!(
+            "built-in XSD does not compile: {}",
+            errs.iter()
+                .filter_map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })
+}
+
+impl Schemas {
+    pub fn new() -> Result<Schemas> {
+        Ok(Schemas {
+            batch: compile(BATCH_XSD)?,
+            ack: compile(ACK_XSD)?,
+        })
+    }
+
+    /// Check a plain XML file: a first streaming pass refuses a DOCTYPE or
+    /// malformed XML (quick-xml never expands entities), then libxml2 validates.
+    pub fn check(&mut self, path: &Path, expect: DocKind) -> Result<Scan> {
+        let scan = scan_file(path, expect)?;
+        self.validate(path, expect)?;
+        Ok(scan)
+    }
+
+    /// XSD validation of a file that has passed [`scan_file`]. libxml2 reads it
+    /// with its text reader under options of our choosing: no network, no DTD
+    /// loaded, no entity substituted, no recovery, no "huge" relaxation of its
+    /// own limits; a DOCTYPE node, should one ever get this far, is refused.
+    pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<()> {
+        use libxml::bindings as xml;
+        use std::ffi::{c_void, CString};
+        let ctx = match kind {
+            DocKind::Batch => &mut self.batch,
+            DocKind::Ack => &mut self.ack,
+        };
+        let c_path = path
+            .to_str()
+            .and_then(|s| CString::new(s).ok())
+            .ok_or_else(|| Error::Other(format!("{} is not a usable path", path.display())))?;
+        let options = (xml::xmlParserOption_XML_PARSE_NONET
+            | xml::xmlParserOption_XML_PARSE_NOCDATA
+            | xml::xmlParserOption_XML_PARSE_BIG_LINES) as i32;
+        let mut errors = Errors::default();
+        let (outcome, doctype) = unsafe {
+            let reader = xml::xmlReaderForFile(c_path.as_ptr(), c"UTF-8".as_ptr(), options);
+            if reader.is_null() {
+                return Err(Error::Other(format!(
+                    "libxml2 cannot open {}",
+                    path.display()
+                )));
+            }
+            errors.reader = reader;
+            xml::xmlTextReaderSetStructuredErrorHandler(
+                reader,
+                Some(collect_error),
+                &mut errors as *mut Errors as *mut c_void,
+            );
+            let mut outcome = -1;
+            let mut doctype = false;
+            if xml::xmlTextReaderSchemaValidateCtxt(reader, ctx.as_ptr(), 0) == 0 {
+                loop {
+                    outcome = xml::xmlTextReaderRead(reader);
+                    if outcome != 1 {
+                        break;
+                    }
+                    // XML_READER_TYPE_DOCUMENT_TYPE
+                    if xml::xmlTextReaderNodeType(reader) == 10 {
+                        doctype = true;
+                        break;
+                    }
+                }
+                if outcome == 0 && xml::xmlTextReaderIsValid(reader) != 1 {
+                    outcome = -1;
+                }
+                xml::xmlTextReaderSchemaValidateCtxt(reader, std::ptr::null_mut(), 0);
+            }
+            xml::xmlFreeTextReader(reader);
+            (outcome, doctype)
+        };
+        if doctype {
+            return Err(Reject::new(
+                Code::XmlDoctype,
+                "document has a DOCTYPE; DTDs and entities are never accepted",
+            )
+            .into());
+        }
+        if outcome == 0 && errors.list.is_empty() {
+            return Ok(());
+        }
+        let detail = match errors.list.first() {
+            Some((line, col, msg)) => format!(
+                "line {line}, column {col}: {}",
+                crate::context::text::printable(msg.trim(), 300)
+            ),
+            None => "invalid against the XSD".to_string(),
+        };
+        let more = if errors.count > 1 {
+            format!(" (and {} more)", errors.count - 1)
+        } else {
+            String::new()
+        };
+        Err(Reject::new(Code::XmlSchema, format!("{detail}{more}")).into())
+    }
+}
+
+/// libxml2's messages about one document: the first few, and how many.
+struct Errors {
+    list: Vec<(i32, i32, String)>,
+    count: usize,
+    /// The reader, for the column the parser has reached (schema errors carry none).
+    reader: libxml::bindings::xmlTextReaderPtr,
+}
+
+impl Default for Errors {
+    fn default() -> Self {
+        Errors {
+            list: Vec::new(),
+            count: 0,
+            reader: std::ptr::null_mut(),
+        }
+    }
+}
+
+unsafe extern "C" fn collect_error(
+    user: *mut std::ffi::c_void,
+    error: libxml::bindings::xmlErrorPtr,
+) {
+    if user.is_null() || error.is_null() {
+        return;
+    }
+    // SAFETY: `user` is the `Errors` of the validate call under way (the reader
+    // that calls back lives only inside it), `error` a valid libxml2 error.
+    let errors = unsafe { &mut *(user as *mut Errors) };
+    let error = unsafe { &*error };
+    errors.count += 1;
+    if errors.list.len() < 5 {
+        let msg = if error.message.is_null() {
+            String::new()
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(error.message) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let mut column = error.int2;
+        if column == 0 && !errors.reader.is_null() {
+            column = unsafe { libxml::bindings::xmlTextReaderGetParserColumnNumber(errors.reader) };
+        }
+        errors.list.push((error.line, column, msg));
+    }
+}
+
+/// The root element of a file, read from its start only: refuses a DOCTYPE (the
+/// prolog is the only place one may stand) and a root of another kind. The rest
+/// is checked by [`Validator::submit`] while the records are read.
+pub fn peek_root_file(path: &Path, expect: DocKind) -> Result<document::Root> {
+    let f = File::open(path).at(path)?;
+    let root = document::peek_root(BufReader::with_capacity(1 << 16, f))?;
+    of_kind(&root, expect)?;
+    Ok(root)
+}
+
+/// A document whose root is not of the expected kind is refused.
+fn of_kind(root: &document::Root, expect: DocKind) -> Result<()> {
+    if root.kind == expect {
+        return Ok(());
+    }
+    Err(Reject::new(
+        Code::XmlSchema,
+        format!(
+            "expected a <{}> document, found <{}>",
+            expect.root(),
+            root.kind.root()
+        ),
+    )
+    .into())
+}
+
+/// Whether a refusal came from reading the document itself (not from the XSD).
+fn is_unreadable(rej: &Reject) -> bool {
+    matches!(rej.code, Code::XmlMalformed | Code::XmlDoctype)
+}
+
+/// The streaming pre-pass: no DOCTYPE, well-formed, root of the expected kind.
+pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
+    let f = File::open(path).at(path)?;
+    let scan = document::scan(BufReader::with_capacity(1 << 16, f))?;
+    of_kind(&scan.root, expect)?;
+    Ok(scan)
+}
+
+/// XSD validation on a thread of its own, so that libxml2 checks a batch while
+/// the records of the same batch are applied (both cores at work). The libxml2
+/// contexts are made on that thread and never leave it (they are not `Send`).
+pub struct Validator {
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Job {
+    path: PathBuf,
+    kind: DocKind,
+    reply: mpsc::SyncSender<(Result<Scan>, Duration)>,
+    /// Set when the caller no longer wants the answer (a set held for later, a
+    /// duplicate): a job not started by then is skipped.
+    dropped: Arc<AtomicBool>,
+}
+
+/// A check under way; [`Pending::wait`] gives its outcome.
+pub struct Pending {
+    answer: mpsc::Receiver<(Result<Scan>, Duration)>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<Scan> {
+        self.wait_timed().0
+    }
+
+    /// The outcome and the time the check took on its thread.
+    pub fn wait_timed(self) -> (Result<Scan>, Duration) {
+        self.answer.recv().unwrap_or_else(|_| {
+            (
+                Err(Error::Other("the XSD validator stopped".into())),
+                Duration::ZERO,
+            )
+        })
+    }
+}
+
+/// A check running alongside the work on its document (sifting a drop, applying
+/// a batch): the work asks for its outcome before committing, and a refusal the
+/// work meets on its own gives way to the check's, which says more (line, column).
+pub struct BackgroundCheck {
+    pending: Option<Pending>,
+    spent: Duration,
+}
+
+impl BackgroundCheck {
+    pub fn new(pending: Pending) -> BackgroundCheck {
+        BackgroundCheck {
+            pending: Some(pending),
+            spent: Duration::ZERO,
+        }
+    }
+
+    /// Wait for the check; None once it has been waited for.
+    pub fn outcome(&mut self) -> Option<Result<Scan>> {
+        let (outcome, spent) = self.pending.take()?.wait_timed();
+        self.spent = spent;
+        Some(outcome)
+    }
+
+    /// The work's result, unless the work was refused before asking and the
+    /// check failed too: then the check's failure.
+    pub fn settle<T>(&mut self, done: Result<T>) -> Result<T> {
+        match done {
+            Err(Error::Rejected(rej)) => match self.outcome() {
+                Some(Err(e)) => Err(e),
+                _ => Err(rej.into()),
+            },
+            done => done,
+        }
+    }
+
+    /// A refusal before the work: a document that cannot be read at all is
+    /// refused as such first, as when the whole document was read before the rest.
+    pub fn first_refusal(&mut self, rej: Reject) -> Reject {
+        match self.outcome() {
+            Some(Err(Error::Rejected(unreadable))) if is_unreadable(&unreadable) => unreadable,
+            _ => rej,
+        }
+    }
+
+    /// The time the check took on its thread.
+    pub fn spent(&self) -> Duration {
+        self.spent
+    }
+}
+
+impl Validator {
+    pub fn start() -> Result<Validator> {
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready) = mpsc::sync_channel::<Result<()>>(1);
+        let worker = std::thread::Builder::new()
+            .name("sedx-xsd".into())
+            .spawn(move || {
+                let mut schemas = match Schemas::new() {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in rx {
+                    if job.dropped.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    // The caller may yet go (its batch failed otherwise): fine.
+                    let started = std::time::Instant::now();
+                    let outcome = schemas.check(&job.path, job.kind);
+                    let _ = job.reply.send((outcome, started.elapsed()));
+                }
+            })
+            .map_err(|e| Error::Other(format!("cannot start the XSD validator: {e}")))?;
+        ready
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Other("the XSD validator did not start".into())))?;
+        Ok(Validator {
+            jobs: Some(jobs),
+            worker: Some(worker),
+        })
+    }
+
+    /// Start checking a file on the validator's thread: the streaming pre-pass
+    /// ([`scan_file`]: no DOCTYPE, well-formed, counted), then the XSD.
+    pub fn submit(&self, path: &Path, kind: DocKind) -> Pending {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let dropped = Arc::new(AtomicBool::new(false));
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(Job {
+                path: path.to_path_buf(),
+                kind,
+                reply,
+                dropped: dropped.clone(),
+            });
+        }
+        Pending { answer, dropped }
+    }
+
+    /// [`Validator::submit`] and wait.
+    pub fn check(&self, path: &Path, kind: DocKind) -> Result<Scan> {
+        self.submit(path, kind).wait()
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// `sedx validate FILE`: a document (`.xml`, or `.xml.gz` expanded) read as a
+/// node reads what it receives, decoded once into a scratch copy (encoding,
+/// limits, no DOCTYPE), then checked against its XSD. Its kind and records.
+pub fn validate_file(file: &Path) -> Result<(DocKind, u64)> {
+    let scratch = crate::context::files::Scratch::new_in(&std::env::temp_dir(), ".sedx-validate");
+    let limits = ExpandLimits {
+        max_bytes: 4 << 30,
+        max_ratio: u64::MAX,
+        doc: crate::wire::decode::Limits::default(),
+    };
+    if file.extension().is_some_and(|e| e == "gz") {
+        expand(file, scratch.path(), limits)?;
+    } else {
+        crate::wire::decode::normalize_file(file, scratch.path(), limits.doc, limits.max_bytes)?;
+    }
+    let f = File::open(scratch.path()).at(scratch.path())?;
+    let kind = document::peek_root(BufReader::with_capacity(1 << 16, f))?.kind;
+    let scan = Schemas::new()?.check(scratch.path(), kind)?;
+    Ok((kind, scan.records))
+}

@@ -1,0 +1,404 @@
+//! The helpers every test shares: a real OpenSSH sshd (scripts/sshd.sh), a pair
+//! of real nodes, the sedx command, records and batches, sets, SQL and waiting.
+
+use sedx::context::config::Config;
+use sedx::context::node::Node;
+use sedx::context::report::PassReport;
+use sedx::tools::demo::{pair, DemoArgs};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const INSP: &str = "insp-city";
+pub const SUP: &str = "sup-city";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private sshd on a free loopback port, stopped when dropped.
+pub struct Sshd {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub host_key: PathBuf,
+    pub authorized_keys: PathBuf,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        Sshd::start_on(dir, None)
+    }
+
+    pub fn start_on(dir: &Path, port: Option<u16>) -> Sshd {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo().join("scripts/sshd.sh"))
+            .arg("start")
+            .arg(dir);
+        if let Some(p) = port {
+            cmd.env("SSHD_PORT", p.to_string());
+        }
+        let out = cmd.output().expect("run scripts/sshd.sh");
+        assert!(
+            out.status.success(),
+            "sshd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("sshd.sh printed no {k}: {text}"))
+                .to_string()
+        };
+        Sshd {
+            dir: dir.to_path_buf(),
+            port: get("PORT").parse().unwrap(),
+            host_key: get("HOST_KEY").into(),
+            authorized_keys: get("AUTHORIZED_KEYS").into(),
+        }
+    }
+
+    /// Start again on the same port and host key, the configuration ending with
+    /// `Include GLOB`.
+    pub fn restart_including(&self, glob: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("start")
+            .arg(&self.dir)
+            .env("SSHD_PORT", self.port.to_string())
+            .env("SSHD_INCLUDE", glob)
+            .output()
+            .expect("run scripts/sshd.sh");
+        assert!(
+            out.status.success(),
+            "sshd.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Drop every live connection; the server keeps listening.
+    pub fn cut(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("cut")
+            .arg(&self.dir)
+            .status();
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/sshd.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An inspection node and a supervision node that reach each other through `sshd`.
+/// Fields drop in order: the server stops before its folder is removed.
+pub struct Pair {
+    pub sshd: Sshd,
+    pub insp: PathBuf,
+    pub sup: PathBuf,
+    pub tmp: tempfile::TempDir,
+}
+
+pub fn whoami() -> String {
+    String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+impl Pair {
+    pub fn new() -> Pair {
+        let tmp = tempfile::tempdir().unwrap();
+        let sshd = Sshd::start(&tmp.path().join("sshd"));
+        let args = DemoArgs {
+            dir: tmp.path().join("nodes"),
+            sshd_port: sshd.port,
+            host_key: sshd.host_key.clone(),
+            authorized_keys: sshd.authorized_keys.clone(),
+            user: whoami(),
+            nodes_only: true,
+            existing: false,
+        };
+        let (insp, sup) = pair(&args).unwrap();
+        for dir in [&insp, &sup] {
+            let mut cfg = Config::load(dir).unwrap();
+            cfg.node.settle_ms = 50;
+            // Tests run at any hour and retry at once; the window and backoff
+            // have tests of their own.
+            cfg.node.window = "always".into();
+            cfg.node.retry_base_secs = 0;
+            cfg.save(dir).unwrap();
+        }
+        Pair {
+            tmp,
+            sshd,
+            insp,
+            sup,
+        }
+    }
+
+    pub fn insp(&self) -> Node {
+        Node::open(&self.insp).unwrap()
+    }
+
+    /// One pass of a node, which must not report errors.
+    pub fn pass(&self, dir: &Path) -> PassReport {
+        let r = Node::open(dir).unwrap().pass();
+        assert!(
+            r.errors.is_empty(),
+            "pass of {} failed: {:?}",
+            dir.display(),
+            r.errors
+        );
+        r
+    }
+
+    /// Drop a plain batch into the inspection node's outbound.
+    pub fn drop_batch(&self, file: &str, xml: &str) {
+        let path = self.insp.join("outbound").join(file);
+        std::fs::write(&path, xml).unwrap();
+    }
+
+    /// The inbound folder of the supervision node for the inspection node's sets.
+    pub fn sup_inbound(&self) -> PathBuf {
+        self.sup.join("inbound").join(INSP)
+    }
+}
+
+/// Run the sedx binary against a node.
+pub fn sedx(node: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .arg("--node")
+        .arg(node)
+        .args(args)
+        .output()
+        .expect("run sedx")
+}
+
+pub fn sql_count(db: &Path, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+pub fn sql_text(db: &Path, sql: &str) -> Option<String> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).ok()
+}
+
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn sample_batch() -> String {
+    sedx::tools::demo::SAMPLE_BATCH.to_string()
+}
+
+/// Equipment record number `i` (its code ends in `i`).
+pub fn numbered_equipment(i: u32) -> String {
+    format!("<equipment><registrationCode>3110310101200605{i:04}</registrationCode><category>3110</category><userUnit>上海测试单位{i}</userUnit><orgCode>63169638-2</orgCode></equipment>")
+}
+
+/// A small valid batch with `n` equipment records whose codes start at `first`.
+pub fn equipment_batch(first: u32, n: u32) -> String {
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"urn:sedx:batch:1\" from=\"insp-city\" to=\"sup-city\">\n");
+    for i in first..first + n {
+        s.push_str(&format!("  {}\n", numbered_equipment(i)));
+    }
+    s.push_str("</batch>\n");
+    s
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Put a set with this gzip payload, signed by `key`, into `dir` (a peer's inbound).
+pub fn plant_in(
+    dir: &Path,
+    name: &str,
+    gz: &[u8],
+    key: &ssh_key::PrivateKey,
+) -> sedx::wire::set::SetName {
+    plant_signed(dir, name, gz, key, "sedx-batch")
+}
+
+/// [`plant_in`] under a namespace of choice (`sedx-ack` for an acknowledgment).
+pub fn plant_signed(
+    dir: &Path,
+    name: &str,
+    gz: &[u8],
+    key: &ssh_key::PrivateKey,
+    namespace: &str,
+) -> sedx::wire::set::SetName {
+    let name = sedx::wire::set::SetName::new(name).unwrap();
+    std::fs::write(name.payload(dir), gz).unwrap();
+    let digest = sedx::wire::sshsig::digest_file(&name.payload(dir)).unwrap();
+    sedx::wire::seal::finish(dir, &name, key, namespace, &digest).unwrap();
+    name
+}
+
+/// A node's signing key.
+pub fn signing_key(node: &Path) -> ssh_key::PrivateKey {
+    sedx::wire::sshsig::load_private_key(&node.join("keys/signing_ed25519")).unwrap()
+}
+
+/// A wire batch's opening tag, every header attribute filled (a new id).
+pub fn batch_header(seq: u64, from: &str, to: &str, count: usize) -> String {
+    format!(
+        r#"<batch xmlns="urn:sedx:batch:1" id="{}" from="{from}" to="{to}" seq="{seq}" created="2026-11-27T10:00:00Z" count="{count}">"#,
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// A complete wire batch (header filled) holding `records`.
+pub fn wire_batch(from: &str, to: &str, seq: u64, records: &[&str]) -> String {
+    format!(
+        "<?xml version=\"1.0\"?>\n{}\n{}\n</batch>\n",
+        batch_header(seq, from, to, records.len()),
+        records.join("\n")
+    )
+}
+
+/// A plain batch as a system drops it into outbound.
+pub fn drop_doc(from: &str, records: &[&str]) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<batch xmlns=\"urn:sedx:batch:1\" from=\"{from}\">\n{}\n</batch>\n",
+        records.join("\n")
+    )
+}
+
+/// The texts of the acknowledgments a node has received from `peer`.
+pub fn acks_received(node: &Path, peer: &str) -> Vec<String> {
+    use std::io::Read;
+    walkdir::WalkDir::new(node.join("archive").join(peer))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".xml.gz"))
+        .map(|e| {
+            let mut s = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(e.path()).unwrap())
+                .read_to_string(&mut s)
+                .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// The city institute, the agency the pair's inspection node speaks for.
+pub const CI: &str = sedx::tools::demo::CITY_INSTITUTE;
+
+/// A construction notice for the city institute (R11).
+pub const NOTICE: &str = "<constructionNotice><noticeNumber>SG-1</noticeNumber><category>3110</category><userUnit>上海某公司</userUnit><address>黄浦区某路1号</address><constructionUnit>上海三菱电梯有限公司</constructionUnit><constructionKind>installation</constructionKind><plannedStart>2006-08-01</plannedStart><inspectionAgency>上海市特种设备监督检验技术研究院</inspectionAgency></constructionNotice>";
+
+/// An elevator's equipment record, with its responsible agency if given.
+pub fn equipment(code: &str, agency: Option<&str>) -> String {
+    format!(
+        "<equipment><registrationCode>{code}</registrationCode><category>3110</category><factorySerial>SN-{code}</factorySerial><userUnit>上海外滩置业有限公司</userUnit><orgCode>63169638-2</orgCode>{}</equipment>",
+        agency.map(|a| format!("<inspectionAgency>{a}</inspectionAgency>")).unwrap_or_default()
+    )
+}
+
+/// An inspection report (approved, or not).
+pub fn report(no: &str, code: &str, kind: &str, agency: &str, approved: bool) -> String {
+    format!(
+        "<inspectionReport><reportNumber>{no}</reportNumber><registrationCode>{code}</registrationCode><kind>{kind}</kind><date>2006-07-01</date><conclusion>合格</conclusion><agency>{agency}</agency>{}</inspectionReport>",
+        if approved { "<approved>2006-07-02T09:00:00+08:00</approved>" } else { "" }
+    )
+}
+
+/// Drop a file into a node's outbound/.
+pub fn drop_into(node: &Path, file: &str, xml: &str) {
+    std::fs::write(node.join("outbound").join(file), xml).unwrap();
+}
+
+/// Change a node's sedx.toml.
+pub fn configure(node: &Path, f: impl FnOnce(&mut Config)) {
+    let mut cfg = Config::load(node).unwrap();
+    f(&mut cfg);
+    cfg.save(node).unwrap();
+}
+
+/// Run the sedx binary without a node.
+pub fn sedx_plain(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sedx"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `sedx run --once` on a node; with a crash point, it is killed there.
+pub fn run_once(node: &Path, crash_at: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sedx"));
+    cmd.arg("--node").arg(node).args(["run", "--once"]);
+    if let Some(point) = crash_at {
+        cmd.env("SEDX_CRASH_AT", point);
+    }
+    cmd.output().unwrap()
+}
+
+/// The process was stopped at the crash point.
+pub fn crashed(out: &std::process::Output, point: &str) {
+    assert!(!out.status.success(), "expected the crash at {point}");
+    assert!(
+        stderr(out).contains(&format!("crash injected at {point}")),
+        "{}",
+        stderr(out)
+    );
+}
+
+/// The standard output of a command that must have succeeded.
+pub fn stdout(out: std::process::Output) -> String {
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A command's exit status and everything it printed.
+pub fn outcome(out: std::process::Output) -> (i32, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out),
+    )
+}
+
+/// Wait (at most a minute: a liveness bound, not a timing assertion) for `cond`.
+pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// A complete set has arrived in the supervision node's inbound.
+pub fn arrived(p: &Pair) -> bool {
+    files_in(&p.sup_inbound())
+        .iter()
+        .any(|f| f.ends_with(".sha256"))
+}
