@@ -580,7 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Acceptance => {
             let node = open(&cli.node)?;
-            let queue = sedx::tools::views::acceptance(&node.store)?;
+            let queue = sedx::store::views::acceptance(&node.store)?;
             println!(
                 "{} construction notice(s) awaiting installation inspection",
                 queue.len()
@@ -598,7 +598,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let node = open(&cli.node)?;
             let code = sedx::domain::ids::normalize_code(&code);
-            match sedx::tools::views::equipment_show(&node.store, &code)? {
+            match sedx::store::views::equipment_show(&node.store, &code)? {
                 Some(view) => print!("{view}"),
                 None => bail!("no equipment {code} on record"),
             }
@@ -732,7 +732,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Decisions => {
             let node = open(&cli.node)?;
-            let list = sedx::tools::views::undecided(&node.store, None)?;
+            let list = sedx::store::views::undecided(&node.store, None)?;
             println!("待决定 {} awaiting decision", list.len());
             for u in list {
                 println!(
@@ -744,7 +744,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Discrepancies => {
             let node = open(&cli.node)?;
-            let list = sedx::tools::views::discrepancies(&node.store)?;
+            let list = sedx::store::views::discrepancies(&node.store)?;
             println!("{} discrepanc(ies)", list.len());
             for d in list {
                 println!("  {d}");

@@ -176,7 +176,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     println!("2. Supervision drops a construction notice (施工告知); it goes down to the city institute:");
     crate::context::files::write_atomic(&sup_dir.join("outbound/notice.xml"), NOTICE.as_bytes())?;
     down(&mut sup, &mut insp)?;
-    let queue = crate::tools::views::acceptance(&insp.store)?;
+    let queue = crate::store::views::acceptance(&insp.store)?;
     println!(
         "   The city institute's acceptance queue (sedx acceptance), {} notice(s):",
         queue.len()
@@ -221,7 +221,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     }
     println!(
         "   The construction notice's equipment is not inspected yet: {} notice(s) still queued.",
-        crate::tools::views::acceptance(&insp.store)?.len()
+        crate::store::views::acceptance(&insp.store)?.len()
     );
 
     println!("\n4. Supervision changes the Huangpu elevator's registration code; it goes down:");
@@ -231,12 +231,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     )?;
     down(&mut sup, &mut insp)?;
     println!("   sedx equipment show 31103101012006050007 (at the city institute):");
-    if let Some(view) = crate::tools::views::equipment_show(&insp.store, "31103101012006050007")? {
+    if let Some(view) = crate::store::views::equipment_show(&insp.store, "31103101012006050007")? {
         print!("{}", indent(&view));
     }
 
     println!("\n5. What supervision holds and what it noticed:");
-    let d = crate::tools::views::discrepancies(&sup.store)?;
+    let d = crate::store::views::discrepancies(&sup.store)?;
     println!(
         "   equipment {}, inspection reports {}, discrepancies {}",
         sup.store.count("equipment")?,

@@ -4,8 +4,7 @@
 
 use crate::context::error::{IoContext, Result};
 use crate::context::node::Node;
-use crate::domain::spec::{column, SPECS};
-use crate::domain::Record;
+use crate::domain::spec::SPECS;
 use crate::send::record_xml;
 use crate::wire::document::BATCH_NS;
 use quick_xml::Writer;
@@ -41,26 +40,7 @@ pub fn export(node: &mut Node, batch_size: u64) -> Result<Exported> {
         if spec.owner.is_some_and(|o| o != me) {
             continue;
         }
-        let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
-        let sql = format!(
-            "SELECT {}, version FROM {} WHERE origin = 'local' AND version > ?1 ORDER BY version",
-            cols.join(", "),
-            spec.table
-        );
-        let mut st = node.store.conn().prepare(&sql)?;
-        let mut rows = st.query([since])?;
-        while let Some(row) = rows.next()? {
-            let mut rec = Record {
-                kind: spec.kind,
-                fields: Vec::new(),
-                warnings: Vec::new(),
-            };
-            for (i, f) in spec.fields.iter().enumerate() {
-                if let Some(v) = row.get::<_, Option<String>>(i)? {
-                    rec.fields.push((f.name, v));
-                }
-            }
-            let version: i64 = row.get(cols.len())?;
+        node.store.changed_since(spec, since, |rec, version| {
             if current.is_none() {
                 let name = format!("export-{from}-{stamp}-{:04}.xml", done.files.len() + 1);
                 let path = node.layout.outbound.join(&name);
@@ -87,7 +67,8 @@ pub fn export(node: &mut Node, batch_size: u64) -> Result<Exported> {
                     close(node, current.take(), &mut done)?;
                 }
             }
-        }
+            Ok(())
+        })?;
     }
     close(node, current.take(), &mut done)?;
     Ok(done)

@@ -1,6 +1,6 @@
-//! What operators run beside the exchange: status, the views (查看设备信息,
-//! 业务受理), the quarantine's life cycle, checks and participant cards, register
-//! cleanup and reconciliation, synthetic data, export, backup and the demo.
+//! What operators run beside the exchange: status, checks and participant
+//! cards, register cleanup and reconciliation, synthetic data, export, backup
+//! and the demo.
 
 pub mod backup;
 pub mod card;
@@ -13,4 +13,3 @@ pub mod fuzzing;
 pub mod generate;
 pub mod reconcile;
 pub mod status;
-pub mod views;

@@ -23,7 +23,7 @@ pub struct Status {
     /// Folders in inbound/ of no configured peer and the complete sets in each.
     pub unknown_inbound: Vec<UnknownFolder>,
     /// Proposals and change requests awaiting this node's decision (R12, R13).
-    pub undecided: Vec<crate::tools::views::Undecided>,
+    pub undecided: Vec<crate::store::views::Undecided>,
 }
 
 #[derive(Debug, Serialize)]
@@ -192,7 +192,7 @@ pub fn gather(node: &Node) -> Result<Status> {
             .into_iter()
             .map(|(folder, sets)| UnknownFolder { folder, sets })
             .collect(),
-        undecided: crate::tools::views::undecided(store, None)?,
+        undecided: crate::store::views::undecided(store, None)?,
     })
 }
 

@@ -79,7 +79,7 @@ fn a_store_from_before_versions_is_upgraded_with_nothing_lost() {
         "the fixture as made"
     );
     let store = Store::open(&db).unwrap();
-    assert_eq!(migrate::version(store.conn()).unwrap(), migrate::LATEST);
+    assert_eq!(store.schema_version().unwrap(), migrate::LATEST);
     drop(store);
     for (table, n) in &before {
         assert_eq!(count(&db, table), *n, "{table}: nothing lost");
@@ -102,7 +102,7 @@ fn a_store_from_before_versions_is_upgraded_with_nothing_lost() {
         "the applied batch is still known (never applied twice)"
     );
     // The new columns work on old rows: the old change request awaits a decision.
-    let undecided = sedx::tools::views::undecided(&store, None).unwrap();
+    let undecided = sedx::store::views::undecided(&store, None).unwrap();
     assert_eq!(undecided.len(), 1);
     assert_eq!(undecided[0].id, "Q-1");
     drop(store);

@@ -1,0 +1,472 @@
+//! The records: one table per kind (domain/spec.rs), written in one
+//! transaction with the journal row (exactly once), and what some records do
+//! to the equipment register (R5, R11-R13).
+
+use super::*;
+
+/// One batch being applied. Dropped without `commit`, nothing of it remains.
+pub struct RecordTx<'a> {
+    tx: Transaction<'a>,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// The change counter (meta 'version'), read once and kept here for the
+    /// transaction; written back before commit. Nothing else writes it meanwhile:
+    /// SQLite holds the write lock, and every statement of ours sets `version`, so
+    /// no trigger bumps it behind our back.
+    version: Option<i64>,
+    /// Record keys seen in this batch: in memory up to a bound, then in SQLite's
+    /// temp store, so a huge batch stays flat and a normal one costs no SQL.
+    seen: HashMap<&'static str, std::collections::HashSet<Box<str>>>,
+    seen_count: usize,
+}
+
+/// Keys of one batch kept in memory before the rest go to the temp store
+/// (about 20 MB at most).
+pub(super) const SEEN_IN_MEMORY: usize = 200_000;
+
+/// The statements for one record kind, made once per process.
+struct KindSql {
+    select: String,
+    insert: String,
+    upsert: String,
+}
+
+fn kind_sql(spec: &Spec) -> &'static KindSql {
+    static ALL: std::sync::OnceLock<std::collections::HashMap<&'static str, KindSql>> =
+        std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        crate::domain::spec::SPECS
+            .iter()
+            .map(|spec| {
+                let cols: Vec<String> = spec.fields.iter().map(|f| column(f.name)).collect();
+                let marks: Vec<String> = (1..=cols.len() + 4).map(|i| format!("?{i}")).collect();
+                let sets: Vec<String> = cols
+                    .iter()
+                    .map(String::as_str)
+                    .chain(["origin", "source_batch", "updated_at", "version"])
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect();
+                let into = format!(
+                    "INTO {t}({c}, origin, source_batch, updated_at, version) VALUES({m})",
+                    t = spec.table,
+                    c = cols.join(", "),
+                    m = marks.join(", "),
+                );
+                let sql = KindSql {
+                    select: format!(
+                        "SELECT {} FROM {} WHERE {} = ?1",
+                        cols.join(", "),
+                        spec.table,
+                        column(spec.key)
+                    ),
+                    upsert: format!(
+                        "INSERT {into} ON CONFLICT({}) DO UPDATE SET {}",
+                        column(spec.key),
+                        sets.join(", ")
+                    ),
+                    // OR IGNORE rather than ON CONFLICT DO NOTHING: SQLite then needs
+                    // no statement journal (7% of sealing). Only the key can conflict:
+                    // every NOT NULL column is always bound, and a row not inserted
+                    // for any other reason fails loudly on the update path.
+                    insert: format!("INSERT OR IGNORE {into}"),
+                };
+                (spec.table, sql)
+            })
+            .collect()
+    });
+    &all[spec.table]
+}
+
+impl Store {
+    /// Start applying a batch: everything goes in one transaction with its journal row.
+    pub fn begin_apply(&mut self) -> Result<RecordTx<'_>> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS apply_seen(kind TEXT, key TEXT, PRIMARY KEY(kind, key));
+             DELETE FROM temp.apply_seen;",
+        )?;
+        Ok(RecordTx {
+            tx,
+            accepted: 0,
+            rejected: 0,
+            version: None,
+            seen: Default::default(),
+            seen_count: 0,
+        })
+    }
+}
+
+impl RecordTx<'_> {
+    /// Statements are prepared once and reused for every record of a batch.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.tx.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.tx.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    /// The next change number (R14 exports follow them).
+    fn next_version(&mut self) -> Result<i64> {
+        let v = self.peek_version()? + 1;
+        self.version = Some(v);
+        Ok(v)
+    }
+
+    /// The change number the next change would get, without taking it.
+    fn peek_version(&mut self) -> Result<i64> {
+        if let Some(v) = self.version {
+            return Ok(v + 1);
+        }
+        let v: i64 = self
+            .row("SELECT value FROM meta WHERE name = 'version'", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        self.version = Some(v);
+        Ok(v + 1)
+    }
+
+    /// Write the change counter back (before every commit).
+    fn save_version(&self) -> Result<()> {
+        if let Some(v) = self.version {
+            self.exec(
+                "INSERT INTO meta(name, value) VALUES('version', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
+                [v],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The stored values of a record's fields, if it is stored.
+    fn stored(&self, spec: &Spec, key: &str) -> Result<Option<Vec<Option<String>>>> {
+        let n = spec.fields.len();
+        Ok(self
+            .row(&kind_sql(spec).select, [key], |r| {
+                (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
+            })
+            .optional()?)
+    }
+
+    /// Who a stored record came from: a peer's id, or "local".
+    pub fn origin_of(&self, kind: RecordKind, key: &str) -> Result<Option<String>> {
+        let spec = kind.spec();
+        Ok(self
+            .row(
+                &format!(
+                    "SELECT origin FROM {} WHERE {} = ?1",
+                    spec.table,
+                    column(spec.key)
+                ),
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The equipment's registration data (supervision's fields, R4) as an
+    /// equipment record, if the equipment is on record.
+    pub fn registration_record(&self, code: &str) -> Result<Option<Record>> {
+        let spec = RecordKind::Equipment.spec();
+        let Some(values) = self.stored(spec, code)? else {
+            return Ok(None);
+        };
+        let fields = spec
+            .fields
+            .iter()
+            .zip(values)
+            .filter(|(f, _)| spec.owner_of(f) == Role::Supervision)
+            .filter_map(|(f, v)| v.map(|v| (f.name, v)))
+            .collect();
+        Ok(Some(Record {
+            kind: RecordKind::Equipment,
+            fields,
+            warnings: Vec::new(),
+        }))
+    }
+
+    fn write_row(
+        &mut self,
+        sql: &str,
+        values: &[Option<&str>],
+        origin: &str,
+        batch_id: Option<&str>,
+        version: i64,
+    ) -> Result<usize> {
+        let updated_at = now();
+        let params = values.iter().map(|v| v as &dyn rusqlite::ToSql).chain([
+            &origin as &dyn rusqlite::ToSql,
+            &batch_id as &dyn rusqlite::ToSql,
+            &updated_at as &dyn rusqlite::ToSql,
+            &version as &dyn rusqlite::ToSql,
+        ]);
+        Ok(self
+            .tx
+            .prepare_cached(sql)?
+            .execute(rusqlite::params_from_iter(params))?)
+    }
+
+    /// Store a record sent by `sender`. A field that `sender` does not own is
+    /// filled where empty but never overwritten (R4); where it differs from what
+    /// is stored it is returned as a discrepancy. Nothing changes (and the change
+    /// counter stays) when the stored record already says the same.
+    pub fn upsert(
+        &mut self,
+        rec: &Record,
+        sender: Role,
+        origin: &str,
+        batch_id: Option<&str>,
+    ) -> Result<Vec<Discrepancy>> {
+        let spec = rec.spec();
+        let sql = kind_sql(spec);
+        // Most records are new: try the insert first, and read back only on conflict.
+        let fresh: Vec<Option<&str>> = spec.fields.iter().map(|f| rec.get(f.name)).collect();
+        let version = self.peek_version()?;
+        if self.write_row(&sql.insert, &fresh, origin, batch_id, version)? == 1 {
+            self.next_version()?;
+            self.effects(rec, origin, batch_id)?;
+            self.accepted += 1;
+            return Ok(Vec::new());
+        }
+        let stored = self.stored(spec, rec.key())?.unwrap_or_default();
+        let mut values: Vec<Option<String>> = stored;
+        values.resize(spec.fields.len(), None);
+        let mut found = Vec::new();
+        let mut changed = false;
+        for (i, field) in spec.fields.iter().enumerate() {
+            let Some(new) = rec.get(field.name) else {
+                continue;
+            };
+            let old = values[i].as_deref();
+            if old == Some(new) {
+                continue;
+            }
+            if spec.owner_of(field) != sender && old.is_some() {
+                found.push(Discrepancy {
+                    kind: spec.element.to_string(),
+                    key: rec.key().to_string(),
+                    field: field.name.to_string(),
+                    stored: old.map(str::to_string),
+                    received: Some(new.to_string()),
+                });
+                continue;
+            }
+            values[i] = Some(new.to_string());
+            changed = true;
+        }
+        if changed {
+            let version = self.next_version()?;
+            let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            self.write_row(&sql.upsert, &values, origin, batch_id, version)?;
+        }
+        self.effects(rec, origin, batch_id)?;
+        self.accepted += 1;
+        Ok(found)
+    }
+
+    /// What some records do to the equipment register besides being stored.
+    fn effects(&mut self, rec: &Record, origin: &str, batch_id: Option<&str>) -> Result<()> {
+        let code = rec.get("registrationCode").unwrap_or_default();
+        match rec.kind {
+            RecordKind::UseRegistration => {
+                // A use registration (R5, R11) is the equipment's registration data.
+                let fields = rec
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| RecordKind::Equipment.spec().field(k).is_some())
+                    .cloned()
+                    .collect();
+                let equipment = Record {
+                    kind: RecordKind::Equipment,
+                    fields,
+                    warnings: Vec::new(),
+                };
+                self.upsert(&equipment, Role::Supervision, origin, batch_id)?;
+                self.accepted -= 1;
+            }
+            RecordKind::CodeChange => {
+                let (old, new) = (
+                    rec.get("oldValue").unwrap_or_default(),
+                    rec.get("newValue").unwrap_or_default(),
+                );
+                self.exec(
+                    "INSERT OR IGNORE INTO code_history(change_id, field, old_value, new_value, date) VALUES(?1, ?2, ?3, ?4, ?5)",
+                    params![rec.key(), rec.get("field"), old, new, rec.get("date")],
+                )?;
+                let version = self.next_version()?;
+                if rec.get("field") == Some("registration-code") {
+                    let taken: bool = self.row(
+                        "SELECT count(*) FROM equipment WHERE registration_code = ?1",
+                        [new],
+                        |r| r.get::<_, i64>(0),
+                    )? > 0;
+                    if !taken {
+                        self.exec(
+                            "UPDATE equipment SET registration_code = ?2, version = ?3 WHERE registration_code = ?1",
+                            params![old, new, version],
+                        )?;
+                    }
+                } else {
+                    self.exec(
+                        "UPDATE equipment SET use_certificate = ?2, version = ?3 WHERE use_certificate = ?1",
+                        params![old, new, version],
+                    )?;
+                }
+            }
+            RecordKind::ResponsibilityAssignment => {
+                let version = self.next_version()?;
+                self.exec(
+                    "UPDATE equipment SET inspection_agency = ?2, version = ?3 WHERE registration_code = ?1",
+                    params![code, rec.get("agency"), version],
+                )?;
+            }
+            RecordKind::ResponsibilityChange => {
+                let agency = (rec.get("action") == Some("grant"))
+                    .then(|| rec.get("agency"))
+                    .flatten();
+                let version = self.next_version()?;
+                self.exec(
+                    "UPDATE equipment SET temporary_agency = ?2, version = ?3 WHERE registration_code = ?1",
+                    params![code, agency, version],
+                )?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Flag a report as coming from a national-level agency (R16).
+    pub fn flag_national(&mut self, report_number: &str) -> Result<()> {
+        self.exec(
+            "UPDATE inspection_report SET national = 1 WHERE report_number = ?1",
+            [report_number],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_discrepancy(
+        &mut self,
+        peer: &str,
+        batch_id: Option<&str>,
+        d: &Discrepancy,
+    ) -> Result<()> {
+        self.exec(
+            "INSERT INTO discrepancy(at, peer, batch_id, kind, key, field, stored, received) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+            params![now(), peer, batch_id, d.kind, d.key, d.field, d.stored, d.received],
+        )?;
+        Ok(())
+    }
+
+    /// Keep a record back until its category's exchange starts (R9).
+    pub fn defer(&mut self, peer: &str, category: &str, due: &str, xml: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO deferred(peer, category, due, xml) VALUES(?1, ?2, ?3, ?4)",
+            params![peer, category, due, xml],
+        )?;
+        Ok(())
+    }
+
+    pub fn bump_counter(&mut self, name: &str, by: u64) -> Result<()> {
+        self.exec(
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+            params![name, by],
+        )?;
+        Ok(())
+    }
+
+    /// Remember that a dropped file's content was sifted (its effects are stored).
+    pub fn note_drop(&mut self, tag: &str) -> Result<()> {
+        self.exec(
+            "INSERT OR IGNORE INTO meta(name, value) VALUES(?1, 1)",
+            [format!("drop:{tag}")],
+        )?;
+        Ok(())
+    }
+
+    /// Commit a transaction that journals no batch (this node's own records).
+    pub fn commit_local(self) -> Result<()> {
+        self.save_version()?;
+        self.tx.commit()?;
+        Ok(())
+    }
+
+    /// True the first time a record key is seen in this batch (kept in SQLite's
+    /// temp store, not in memory, so a huge batch stays flat).
+    pub fn first_in_batch(&mut self, kind: &'static str, key: &str) -> Result<bool> {
+        let keys = self.seen.entry(kind).or_default();
+        if keys.contains(key) {
+            return Ok(false);
+        }
+        if self.seen_count < SEEN_IN_MEMORY {
+            keys.insert(Box::from(key));
+            self.seen_count += 1;
+            return Ok(true);
+        }
+        let n = self.exec(
+            "INSERT OR IGNORE INTO temp.apply_seen(kind, key) VALUES(?1, ?2)",
+            params![kind, key],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn reject(&mut self, batch_id: &str, rej: &RecordRejection) -> Result<()> {
+        self.exec(
+            "INSERT OR REPLACE INTO record_result(batch_id, idx, key, code, message) VALUES(?1, ?2, ?3, ?4, ?5)",
+            params![batch_id, rej.index, rej.key, rej.code, rej.message],
+        )?;
+        self.rejected += 1;
+        Ok(())
+    }
+
+    /// Write the journal row, advance the channel and commit, all at once.
+    pub fn commit(self, entry: &JournalEntry) -> Result<()> {
+        self.exec(
+            "INSERT INTO journal(batch_id, peer, seq, set_name, sha256, status, accepted, rejected,
+               reason_code, reason_detail, received_at, acks_sent)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,0)",
+            params![
+                entry.batch_id,
+                entry.peer,
+                entry.seq,
+                entry.set_name,
+                entry.sha256,
+                entry.status.as_str(),
+                entry.accepted,
+                entry.rejected,
+                entry.reason_code,
+                entry.reason_detail,
+                now()
+            ],
+        )?;
+        self.exec(
+            "INSERT INTO channel_in(peer, last_seq) VALUES(?1, ?2)
+             ON CONFLICT(peer) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            params![entry.peer, entry.seq],
+        )?;
+        self.exec(
+            "DELETE FROM held WHERE peer = ?1 AND set_name = ?2",
+            params![entry.peer, entry.set_name],
+        )?;
+        self.save_version()?;
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Register for RecordTx<'_> {
+    fn responsibility(&mut self, registration_code: &str) -> Result<Option<Responsibility>> {
+        Ok(self.row(
+                "SELECT inspection_agency, temporary_agency FROM equipment WHERE registration_code = ?1",
+                [registration_code],
+                |r| Ok(Responsibility { agency: r.get(0)?, temporary: r.get(1)? }),
+            )
+            .optional()?)
+    }
+}
