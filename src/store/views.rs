@@ -84,7 +84,9 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
     let _ = writeln!(
         out,
         "  last change            {} from {}",
-        row[cols.len() + 2].as_deref().unwrap_or("-"),
+        row[cols.len() + 2]
+            .as_deref()
+            .map_or("-".into(), crate::context::clock::shanghai_text),
         row[cols.len() + 1].as_deref().unwrap_or("-")
     );
     let marks = vec!["?"; chain.len()].join(",");
