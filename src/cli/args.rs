@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// Ship even outside the exchange window.
     #[arg(long)]
     pub now: bool,
+    /// Serve the overview page and /metrics on this address (e.g.
+    /// 127.0.0.1:9187); `http` in [node] of sedx.toml does the same.
+    #[arg(long)]
+    pub http: Option<String>,
 }
 
 #[derive(clap::Args)]

@@ -72,8 +72,13 @@ pub fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
 }
 
 pub fn run_cmd(a: RunArgs, node: &Path, wait: bool) -> Result<ExitCode> {
-    let RunArgs { once, now } = a;
+    let RunArgs { once, now, http } = a;
+    let dir = node.to_path_buf();
     let (_lock, mut node) = open_exclusive(node, "run", wait)?;
+    if let Some(addr) = http.or_else(|| node.cfg.node.http.clone()) {
+        let bound = sedx::tools::console::start(dir, &addr)?;
+        tracing::info!("console 总览 at http://{bound}/ and metrics at http://{bound}/metrics");
+    }
     if once {
         let r = node.pass_with(now);
         report(&r);

@@ -62,6 +62,10 @@ pub struct NodeSection {
     /// this long has stopped pulling; an alert is raised (log and status).
     #[serde(default = "default_pull_alert")]
     pub pull_alert_secs: u64,
+    /// Where `sedx run` serves its overview page and /metrics ("127.0.0.1:9187");
+    /// none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
 }
 
 fn default_window() -> String {
@@ -288,6 +292,7 @@ impl Config {
                 retry_max_secs: default_retry_max(),
                 ack_timeout_secs: default_ack_timeout(),
                 pull_alert_secs: default_pull_alert(),
+                http: None,
             },
             rules: RulesSection::default(),
             peers: Vec::new(),

@@ -321,3 +321,55 @@ pub fn discrepancies(store: &Store) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+/// Totals for `/metrics`, read from the journal and the outbox.
+#[derive(Debug, Default, Clone)]
+pub struct ExchangeTotals {
+    /// (peer, "batch" or "ack") → sets shipped.
+    pub sets_sent: Vec<(String, String, u64)>,
+    /// (peer, status) → batches received and journaled.
+    pub batches_received: Vec<(String, String, u64)>,
+    /// peer → (records applied, records refused).
+    pub records: Vec<(String, u64, u64)>,
+    /// acknowledgment status → batches of ours answered so.
+    pub acks_received: Vec<(String, u64)>,
+    /// Seconds from shipping to acknowledgment, per batch answered.
+    pub ack_latency_secs: Vec<f64>,
+}
+
+/// [`ExchangeTotals`] of this node.
+pub fn exchange_totals(store: &Store) -> Result<ExchangeTotals> {
+    let conn = store.conn();
+    let mut t = ExchangeTotals::default();
+    let mut st = conn.prepare(
+        "SELECT peer, kind, count(*) FROM outbox WHERE shipped_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+    )?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        t.sets_sent.push(r?);
+    }
+    let mut st =
+        conn.prepare("SELECT peer, status, count(*) FROM journal GROUP BY 1, 2 ORDER BY 1, 2")?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        t.batches_received.push(r?);
+    }
+    let mut st = conn.prepare(
+        "SELECT peer, coalesce(sum(accepted), 0), coalesce(sum(rejected), 0) FROM journal GROUP BY 1 ORDER BY 1",
+    )?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+        t.records.push(r?);
+    }
+    let mut st = conn.prepare(
+        "SELECT ack_status, count(*) FROM outbox WHERE kind = 'batch' AND ack_status IS NOT NULL GROUP BY 1 ORDER BY 1",
+    )?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        t.acks_received.push(r?);
+    }
+    let mut st = conn.prepare(
+        "SELECT (julianday(ack_at) - julianday(shipped_at)) * 86400.0 FROM outbox
+         WHERE kind = 'batch' AND ack_at IS NOT NULL AND shipped_at IS NOT NULL",
+    )?;
+    for r in st.query_map([], |r| r.get::<_, f64>(0))? {
+        t.ack_latency_secs.push(r?.max(0.0));
+    }
+    Ok(t)
+}

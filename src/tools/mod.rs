@@ -6,10 +6,12 @@ pub mod backup;
 pub mod card;
 pub mod check;
 pub mod clean;
+pub mod console;
 pub mod demo;
 pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod generate;
+pub mod metrics;
 pub mod reconcile;
 pub mod status;

@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod clean;
 mod cli;
+mod console;
 mod crash;
 mod deploy;
 mod domain;
