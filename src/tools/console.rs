@@ -30,7 +30,9 @@ fn serve(server: tiny_http::Server, dir: PathBuf) {
                 .map_err(|e| tracing::error!("console: {e}"))
                 .ok();
         }
-        let reply = match (&node, request.url()) {
+        let url = request.url().to_string();
+        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+        let reply = match (&node, path) {
             (None, _) => text(503, "node not available; see the log".into(), "text/plain"),
             (Some(n), "/metrics") => match crate::tools::metrics::render(n) {
                 Ok(body) => text(
@@ -44,6 +46,22 @@ fn serve(server: tiny_http::Server, dir: PathBuf) {
                 Ok(s) => text(200, overview(&s), "text/html; charset=utf-8"),
                 Err(e) => text(500, e.to_string(), "text/plain"),
             },
+            (Some(n), "/acceptance") => match crate::store::views::acceptance(&n.store) {
+                Ok(queue) => text(200, acceptance_page(&queue), "text/html; charset=utf-8"),
+                Err(e) => text(500, e.to_string(), "text/plain"),
+            },
+            (Some(n), "/equipment") => {
+                let code = param(query, "code").unwrap_or_default();
+                let code = crate::domain::ids::normalize_code(&code);
+                match crate::store::views::equipment_show(&n.store, &code) {
+                    Ok(view) => text(
+                        200,
+                        equipment_page(&code, view.as_deref()),
+                        "text/html; charset=utf-8",
+                    ),
+                    Err(e) => text(500, e.to_string(), "text/plain"),
+                }
+            }
             _ => text(
                 404,
                 "未找到 / not found".into(),
@@ -98,5 +116,83 @@ fn overview(s: &crate::tools::status::Status) -> String {
         open = if s.window_open { "开 open" } else { "关 closed" },
         q = s.quarantine.len(),
         d = s.undecided.len(),
+    )
+}
+
+/// A query parameter, percent-decoded (UTF-8; anything else is dropped).
+fn param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        if k != name {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        let raw = v.as_bytes();
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'+' => bytes.push(b' '),
+                b'%' if i + 2 < raw.len() => {
+                    let hex = std::str::from_utf8(&raw[i + 1..i + 3]).ok()?;
+                    bytes.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                b => bytes.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(bytes).ok()
+    })
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>sedx {title}</title>\
+<style>body{{font-family:sans-serif;margin:1.5em;max-width:1300px}}td,th{{border:1px solid #999;padding:3px 8px}}table{{border-collapse:collapse}}pre{{font-size:14px}}</style></head>\
+<body><p><a href=\"/\">总览 overview</a> · <a href=\"/acceptance\">业务受理 acceptance</a> · <a href=\"/equipment\">查看设备信息 equipment</a></p>{body}</body></html>\n"
+    )
+}
+
+/// 业务受理 (R11): construction notices awaiting their installation inspection.
+fn acceptance_page(queue: &[crate::store::views::Awaiting]) -> String {
+    let mut rows = String::new();
+    for a in queue {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&a.notice),
+            esc(&a.category),
+            esc(&a.user_unit),
+            esc(&a.address),
+            esc(&a.planned_start),
+            esc(&a.agency)
+        ));
+    }
+    page(
+        "业务受理",
+        &format!(
+            "<h1>业务受理 acceptance queue</h1><p>{} 项待检验 notice(s) awaiting installation inspection</p>\
+<table id=\"acceptance\"><tr><th>告知编号 notice</th><th>类别 category</th><th>使用单位 user unit</th><th>地址 address</th><th>计划开工 planned</th><th>检验机构 agency</th></tr>{rows}</table>",
+            queue.len()
+        ),
+    )
+}
+
+/// 查看设备信息: an equipment's latest data and history, old codes followed.
+fn equipment_page(code: &str, view: Option<&str>) -> String {
+    let form = format!(
+        "<form method=\"get\" action=\"/equipment\"><label>设备注册代码 registration code <input name=\"code\" value=\"{}\"></label> <button>查询 show</button></form>",
+        esc(code)
+    );
+    let result = match (code.is_empty(), view) {
+        (true, _) => String::new(),
+        (false, Some(v)) => format!("<pre id=\"equipment\">{}</pre>", esc(v)),
+        (false, None) => format!(
+            "<p id=\"equipment\">未找到设备 no equipment {} on record</p>",
+            esc(code)
+        ),
+    };
+    page(
+        "查看设备信息",
+        &format!("<h1>查看设备信息 equipment</h1>{form}{result}"),
     )
 }

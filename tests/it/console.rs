@@ -125,6 +125,16 @@ fn metrics_equal_the_status_and_the_overview_shows_the_node() {
         page.contains("总览 overview: sup-city") && page.contains(INSP),
         "{page}"
     );
+    // 查看设备信息: found by its code, typed with a full-width digit.
+    let (_, page) = get(&addr, "/equipment?code=%EF%BC%931103101012006050007");
+    assert!(
+        page.contains("<pre id=\"equipment\">equipment 31103101012006050007"),
+        "{page}"
+    );
+    let (_, page) = get(&addr, "/equipment?code=31109999992006050007");
+    assert!(page.contains("未找到设备 no equipment"), "{page}");
+    let (_, page) = get(&addr, "/acceptance");
+    assert!(page.contains("业务受理 acceptance queue"), "{page}");
     let (status_line, _) = get(&addr, "/nothing");
     assert!(status_line.contains("404"), "{status_line}");
 }
