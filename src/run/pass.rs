@@ -85,19 +85,19 @@ pub const ACK_FLUSH_SETS: u32 = 25;
 /// Ship what is queued while the inbound queue is worked: acknowledgments go
 /// whatever the window (batches still wait for it).
 fn ship_answers(node: &mut Node, report: &mut PassReport) {
-    if report.ship_failed {
-        return;
-    }
-    let errors = report.errors.len();
-    if let Err(e) = crate::transport::ship::ship_all(node, report, false) {
-        report.failed(Stage::Ship, "", &e);
-    }
-    report.ship_failed = report.errors.len() > errors;
+    ship_once(node, report, false);
 }
 
 fn ship_now(node: &mut Node, report: &mut PassReport, force: bool) {
     // Outside the window batches wait; the pass's last ship counts them.
-    if report.ship_failed || !(force || node.cfg.window().open_now()) {
+    if force || node.cfg.window().open_now() {
+        ship_once(node, report, force);
+    }
+}
+
+/// Ship between the steps of a pass; after a failure, not again in this pass.
+fn ship_once(node: &mut Node, report: &mut PassReport, force: bool) {
+    if report.ship_failed {
         return;
     }
     let errors = report.errors.len();

@@ -134,15 +134,6 @@ fn known_hosts_line_pins_the_host_key_too() {
     );
 }
 
-/// Kills the child when dropped.
-struct Running(std::process::Child);
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn watcher_does_the_whole_exchange_by_itself() {
     let p = Pair::new();

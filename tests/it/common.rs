@@ -402,3 +402,13 @@ pub fn arrived(p: &Pair) -> bool {
         .iter()
         .any(|f| f.ends_with(".sha256"))
 }
+
+/// A child process, killed when dropped.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
