@@ -13,7 +13,9 @@ work=$(mktemp -d /tmp/sedx-demo.XXXXXX)
 tag=$(basename "$work" | sed 's/.*\.//' | tr 'A-Z' 'a-z' | tr -cd 'a-z0-9' | head -c 6)
 base=/var/lib/sedx-demo-$tag
 accounts=()
+console_pid=""
 cleanup() {
+  [ -n "$console_pid" ] && kill "$console_pid" 2>/dev/null || true
   bash scripts/sshd.sh stop "$work/sshd"
   for a in "${accounts[@]}"; do userdel "$a" 2>/dev/null || true; groupdel "$a" 2>/dev/null || true; done
   rm -rf "$base"
@@ -45,5 +47,22 @@ else
 fi
 SEDX_LOG=${SEDX_LOG:-warn} "$sedx" demo --existing --dir "$work/nodes" --sshd-port "$PORT" \
   --host-key "$HOST_KEY" --authorized-keys "$AUTHORIZED_KEYS"
+# The console (控制台) of the supervision node, with an operator for the demo.
+password=$(head -c 12 /dev/urandom | base64 | tr -d '/+=')
+echo "$password" | "$sedx" --node "$sup" user add demo --role operator >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+SEDX_LOG=warn "$sedx" --node "$sup" run --http "127.0.0.1:$port" 2>"$work/console.log" &
+console_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+echo
+echo "控制台 console of $sup:"
+echo "  http://127.0.0.1:$port/   user: demo   password: $password"
+echo "  (总览 overview, 批次 batches, 隔离区 quarantine, 业务受理, 查看设备信息; metrics at /metrics)"
+if [ -t 0 ]; then
+  read -r -p "Press Enter to stop the console and end the demo. " _
+fi
 echo "The nodes stay in $work/nodes: try  $sedx --node $sup status"
 echo "(The demo's accounts and chroot folders are removed on exit.)"

@@ -72,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Peer(a) => cli::admin::peer_cmd(a, &cli.node),
         Cmd::PeerSet(a) => cli::admin::peer_set(a, &cli.node),
         Cmd::Quarantine(a) => cli::admin::quarantine(a, &cli.node),
+        Cmd::User(a) => cli::admin::user(a, &cli.node),
         Cmd::Demo(args) => cli::admin::demo(args),
     }
 }

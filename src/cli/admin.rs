@@ -194,6 +194,91 @@ pub fn quarantine(a: QuarantineArgs, node: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub fn user(a: UserArgs, node: &Path) -> Result<ExitCode> {
+    let file = node.join("sedx.toml");
+    let cfg = sedx::context::config::Config::load(node)?;
+    match a.cmd {
+        UserCmd::List => {
+            println!("控制台用户 console users: {}", cfg.users.len());
+            for u in &cfg.users {
+                println!("{} {}", u.name, u.role.as_str());
+            }
+        }
+        UserCmd::Add { name, role } => {
+            let ok = !name.is_empty()
+                && name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.".contains(c));
+            if !ok {
+                return Err(anyhow::anyhow!(
+                    "user name {name:?}: 1-64 letters, digits, - _ or ."
+                ));
+            }
+            if cfg.users.iter().any(|u| u.name == name) {
+                return Err(anyhow::anyhow!(
+                    "user {name} exists already; remove its [[user]] section from sedx.toml to set a new password"
+                ));
+            }
+            let password = read_password()?;
+            if password.chars().count() < 10 {
+                return Err(anyhow::anyhow!("the password needs at least 10 characters"));
+            }
+            let hash = sedx::tools::console::hash_password(&password)?;
+            let role = match role {
+                ConsoleRole::Viewer => "viewer",
+                ConsoleRole::Operator => "operator",
+            };
+            let mut f = std::fs::OpenOptions::new().append(true).open(&file)?;
+            use std::io::Write;
+            write!(
+                f,
+                "\n[[user]]\nname = \"{name}\"\nrole = \"{role}\"\npassword = \"{hash}\"\n"
+            )?;
+            f.sync_all()?;
+            sedx::context::config::Config::load(node)?;
+            println!("user {name} ({role}) added to {}", file.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The password from the terminal (not echoed, asked twice) or from the first
+/// line of stdin.
+fn read_password() -> Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let ask = |prompt: &str| -> Result<String> {
+        eprint!("{prompt}");
+        // SAFETY: termios of stdin, read and restored around one line.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        let had = unsafe { libc::tcgetattr(0, &mut t) } == 0;
+        if had {
+            let mut quiet = t;
+            quiet.c_lflag &= !libc::ECHO;
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+        }
+        let mut line = String::new();
+        let read = std::io::stdin().lock().read_line(&mut line);
+        if had {
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        }
+        eprintln!();
+        read?;
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    };
+    let first = ask("密码 password: ")?;
+    if ask("再输一次 again: ")? != first {
+        return Err(anyhow::anyhow!("the two passwords differ"));
+    }
+    Ok(first)
+}
+
 pub fn demo(args: sedx::tools::demo::DemoArgs) -> Result<ExitCode> {
     sedx::tools::demo::run(&args)?;
     Ok(ExitCode::SUCCESS)

@@ -87,6 +87,10 @@ pub enum Cmd {
     /// (its drop folders in its SFTP chroot: scripts/peer-account.sh sets them),
     /// and how this node logs in to it.
     PeerSet(PeerSetArgs),
+    /// The console's users (控制台用户): `add NAME --role operator|viewer` reads
+    /// the password (from the terminal, or one line of stdin) and appends a
+    /// [[user]] with its argon2 hash to sedx.toml; `list` shows them.
+    User(UserArgs),
     /// Two nodes on this machine exchanging over a private sshd (see scripts/demo.sh).
     Demo(sedx::tools::demo::DemoArgs),
 }
@@ -255,6 +259,33 @@ pub struct EquipmentArgs {
 pub struct QuarantineArgs {
     #[command(subcommand)]
     pub cmd: QuarantineCmd,
+}
+
+#[derive(clap::Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub cmd: UserCmd,
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Add a user; the running service sees it at the next login.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: ConsoleRole,
+    },
+    /// The users and their roles.
+    List,
+}
+
+/// A console user's role.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ConsoleRole {
+    /// Reads every page.
+    Viewer,
+    /// Also acts: retry, dismiss, resend, send now.
+    Operator,
 }
 
 #[derive(clap::Args)]

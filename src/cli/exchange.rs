@@ -75,9 +75,25 @@ pub fn run_cmd(a: RunArgs, node: &Path, wait: bool) -> Result<ExitCode> {
     let RunArgs { once, now, http } = a;
     let dir = node.to_path_buf();
     let (_lock, mut node) = open_exclusive(node, "run", wait)?;
-    if let Some(addr) = http.or_else(|| node.cfg.node.http.clone()) {
-        let bound = sedx::tools::console::start(dir, &addr)?;
-        tracing::info!("console 总览 at http://{bound}/ and metrics at http://{bound}/metrics");
+    let wake = sedx::run::watch::channel();
+    if let Some(opts) = sedx::tools::console::Options::of(&node.cfg, http) {
+        let tx = wake.0.clone();
+        let send_now = Box::new(move || {
+            let _ = tx.send(sedx::run::watch::Wake::SendNow);
+        });
+        let bound = sedx::tools::console::start(dir.clone(), &opts, send_now)?;
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        tracing::info!(
+            "console 总览 at {scheme}://{bound}/ and metrics at {scheme}://{bound}/metrics"
+        );
+        if node.cfg.users.is_empty() {
+            tracing::warn!(
+                "the console has no users yet: add one with `sedx user add NAME --role operator`"
+            );
+        }
+    }
+    if node.cfg.alerts.is_some() {
+        sedx::tools::alerts::start(dir)?;
     }
     if once {
         let r = node.pass_with(now);
@@ -101,6 +117,7 @@ pub fn run_cmd(a: RunArgs, node: &Path, wait: bool) -> Result<ExitCode> {
         report,
         || stop.load(std::sync::atomic::Ordering::Relaxed),
         || hup.swap(false, std::sync::atomic::Ordering::Relaxed),
+        wake,
     )?;
     tracing::info!(node = node.id(), "stopped");
     Ok(ExitCode::SUCCESS)

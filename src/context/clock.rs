@@ -48,6 +48,11 @@ pub fn age_secs(rfc3339: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Today in Shanghai, "2026-11-28".
+pub fn shanghai_day() -> String {
+    shanghai(time::OffsetDateTime::now_utc())[..10].to_string()
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

@@ -252,6 +252,97 @@ pub struct Config {
     /// Never written as `peer = []`: an operator appends `[[peer]]` sections.
     #[serde(default, rename = "peer", skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<PeerConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSection>,
+    /// The console's users (`sedx user add` appends them).
+    #[serde(default, rename = "user", skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsSection>,
+}
+
+/// `[http]`: the console and /metrics of `sedx run`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// "127.0.0.1:9187"; a wider address is the operator's choice (with TLS).
+    pub listen: String,
+    /// TLS certificate chain and private key (PEM); both or neither.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// A login lasts this long without use.
+    #[serde(default = "default_session_minutes")]
+    pub session_minutes: u64,
+}
+
+fn default_session_minutes() -> u64 {
+    480
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserRole {
+    /// Reads every page; acts on nothing.
+    Viewer,
+    /// Also retries and dismisses quarantined sets, resends, sends now.
+    Operator,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Viewer => "viewer",
+            UserRole::Operator => "operator",
+        }
+    }
+}
+
+/// `[[user]]`: a console login; the password only as an argon2 hash (PHC string).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub role: UserRole,
+    pub password: String,
+}
+
+/// `[alerts]`: where alerts go and when a condition becomes one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// An http(s) URL that receives each alert as a JSON POST.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// A program (run without a shell) that receives each alert as JSON on stdin.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default = "default_check_secs")]
+    pub check_secs: u64,
+    /// A peer's transport failing this long.
+    #[serde(default = "default_transport_secs")]
+    pub transport_failing_secs: u64,
+    /// A sequence gap held this long.
+    #[serde(default = "default_gap_secs")]
+    pub gap_held_secs: u64,
+    /// Free space under the node folder below this.
+    #[serde(default = "default_disk_mb")]
+    pub disk_min_mb: u64,
+}
+
+fn default_check_secs() -> u64 {
+    30
+}
+fn default_transport_secs() -> u64 {
+    600
+}
+fn default_gap_secs() -> u64 {
+    1800
+}
+fn default_disk_mb() -> u64 {
+    1024
 }
 
 /// Node ids name folders and principals: keep them to a safe alphabet.
@@ -296,6 +387,9 @@ impl Config {
             },
             rules: RulesSection::default(),
             peers: Vec::new(),
+            http: None,
+            users: Vec::new(),
+            alerts: None,
         }
     }
 

@@ -8,6 +8,20 @@ use notify::{RecursiveMode, Watcher};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// What wakes the watcher before its next scan.
+#[derive(Debug)]
+pub enum Wake {
+    File(notify::Event),
+    /// An operator asked for a pass now, outside the exchange window too
+    /// (the console's "send now").
+    SendNow,
+}
+
+/// The channel of [`run`]: hand out clones of the sender before running.
+pub fn channel() -> (mpsc::Sender<Wake>, mpsc::Receiver<Wake>) {
+    mpsc::channel()
+}
+
 /// Run passes until `stop` returns true (checked between passes); when `reload`
 /// returns true (SIGHUP), read the configuration again first.
 pub fn run(
@@ -16,17 +30,18 @@ pub fn run(
     mut on_pass: impl FnMut(&PassReport),
     stop: impl Fn() -> bool,
     reload: impl Fn() -> bool,
+    (tx, rx): (mpsc::Sender<Wake>, mpsc::Receiver<Wake>),
 ) -> Result<()> {
-    let (tx, rx) = mpsc::channel::<notify::Event>();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
-            let _ = tx.send(ev);
+            let _ = tx.send(Wake::File(ev));
         }
     })
     .map_err(|e| Error::Other(format!("watcher: {e}")))?;
     let mut watched: Vec<std::path::PathBuf> = Vec::new();
     watch_folders(node, &mut watcher, &mut watched)?;
     tracing::info!(node = node.id(), "watching outbound/ and inbound/");
+    let mut now = false;
     while !stop() {
         if reload() {
             match node.reload() {
@@ -44,7 +59,7 @@ pub fn run(
         }
         let interval = Duration::from_secs(node.cfg.node.scan_interval_secs.max(1));
         let settle = Duration::from_millis(node.cfg.node.settle_ms.max(50));
-        let report = node.pass_with(force);
+        let report = node.pass_with(force || std::mem::take(&mut now));
         on_pass(&report);
         let wait = if report.unsettled > 0 {
             settle
@@ -52,7 +67,8 @@ pub fn run(
             interval
         };
         match rx.recv_timeout(wait) {
-            Ok(ev) => note(node, &ev),
+            Ok(Wake::File(ev)) => note(node, &ev),
+            Ok(Wake::SendNow) => now = true,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::Other("watcher stopped".into()))
@@ -60,8 +76,11 @@ pub fn run(
         }
         // Let a burst of events settle into one pass.
         std::thread::sleep(Duration::from_millis(20));
-        while let Ok(ev) = rx.try_recv() {
-            note(node, &ev);
+        while let Ok(w) = rx.try_recv() {
+            match w {
+                Wake::File(ev) => note(node, &ev),
+                Wake::SendNow => now = true,
+            }
         }
     }
     Ok(())

@@ -25,10 +25,15 @@ const MIGRATIONS: &[Migration] = &[
         what: "pull watch, quarantine life cycle, ids of change requests",
         run: add_new_columns,
     },
+    Migration {
+        version: 3,
+        what: "the console's audit trail, alert states and records per day",
+        run: console_tables,
+    },
 ];
 
 /// The schema version this sedx writes.
-pub const LATEST: u32 = 2;
+pub const LATEST: u32 = 3;
 
 /// The store's schema version (0: a store from before versions, or a new file).
 pub fn version(conn: &Connection) -> Result<u32> {
@@ -215,5 +220,25 @@ fn add_new_columns(conn: &Connection) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Version 3: what the console and the alerts keep. `audit` is append-only;
+/// `alert` holds one row per condition that was raised (cleared when resolved),
+/// so that a restart neither repeats nor forgets an alert; `daily_records`
+/// counts applied records per Shanghai day, direction and kind for the charts.
+fn console_tables(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS audit(
+           id INTEGER PRIMARY KEY, at TEXT NOT NULL, user TEXT NOT NULL, action TEXT NOT NULL,
+           target TEXT NOT NULL, outcome TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS alert(
+           key TEXT PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL,
+           since TEXT NOT NULL, raised_at TEXT, delivered INTEGER NOT NULL DEFAULT 0,
+           resolved_at TEXT, resolved_delivered INTEGER NOT NULL DEFAULT 0);
+         CREATE TABLE IF NOT EXISTS daily_records(
+           day TEXT NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL, records INTEGER NOT NULL,
+           PRIMARY KEY(day, direction, kind));",
+    )?;
     Ok(())
 }

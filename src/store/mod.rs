@@ -4,6 +4,7 @@
 use crate::context::clock::now;
 use crate::wire::ack::{AckStatus, RecordRejection};
 
+mod audit;
 mod journal;
 pub mod migrate;
 mod outbox;
@@ -16,6 +17,7 @@ use crate::domain::rules::{Register, Responsibility};
 use crate::domain::spec::{column, Spec, SPECS};
 use crate::domain::{Record, RecordKind, Role};
 use crate::wire::document::DocKind;
+pub use audit::{AlertRow, AuditEntry};
 pub use outbox::{AckFacts, AckMatch, OutboxEntry, OutboxState, PeerState};
 pub use quarantine::{QuarantineKind, QuarantineState, Quarantined};
 pub use records::RecordTx;

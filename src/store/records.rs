@@ -18,6 +18,8 @@ pub struct RecordTx<'a> {
     /// temp store, so a huge batch stays flat and a normal one costs no SQL.
     seen: HashMap<&'static str, std::collections::HashSet<Box<str>>>,
     seen_count: usize,
+    /// Records applied per kind, for the console's records-per-day chart.
+    by_kind: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// Keys of one batch kept in memory before the rest go to the temp store
@@ -92,6 +94,7 @@ impl Store {
             version: None,
             seen: Default::default(),
             seen_count: 0,
+            by_kind: Default::default(),
         })
     }
 }
@@ -232,7 +235,7 @@ impl RecordTx<'_> {
         if self.write_row(&sql.insert, &fresh, origin, batch_id, version)? == 1 {
             self.next_version()?;
             self.effects(rec, origin, batch_id)?;
-            self.accepted += 1;
+            self.count(rec.kind, 1);
             return Ok(Vec::new());
         }
         let stored = self.stored(spec, rec.key())?.unwrap_or_default();
@@ -267,7 +270,7 @@ impl RecordTx<'_> {
             self.write_row(&sql.upsert, &values, origin, batch_id, version)?;
         }
         self.effects(rec, origin, batch_id)?;
-        self.accepted += 1;
+        self.count(rec.kind, 1);
         Ok(found)
     }
 
@@ -289,7 +292,7 @@ impl RecordTx<'_> {
                     warnings: Vec::new(),
                 };
                 self.upsert(&equipment, Role::Supervision, origin, batch_id)?;
-                self.accepted -= 1;
+                self.count(RecordKind::Equipment, -1);
             }
             RecordKind::CodeChange => {
                 let (old, new) = (
@@ -390,8 +393,30 @@ impl RecordTx<'_> {
         Ok(())
     }
 
+    /// One more (or, for a record's side effect, one fewer) record applied.
+    fn count(&mut self, kind: RecordKind, n: i64) {
+        self.accepted = self.accepted.saturating_add_signed(n);
+        let c = self.by_kind.entry(kind.element()).or_default();
+        *c = c.saturating_add_signed(n);
+    }
+
+    /// Add this transaction's records to the day's counts ("in": received from
+    /// peers, "out": this node's own, to be sent).
+    fn save_daily(&self, direction: &str) -> Result<()> {
+        let day = crate::context::clock::shanghai_day();
+        for (kind, n) in self.by_kind.iter().filter(|(_, n)| **n > 0) {
+            self.exec(
+                "INSERT INTO daily_records(day, direction, kind, records) VALUES(?1, ?2, ?3, ?4)
+                 ON CONFLICT(day, direction, kind) DO UPDATE SET records = records + excluded.records",
+                params![day, direction, kind, n],
+            )?;
+        }
+        Ok(())
+    }
+
     /// Commit a transaction that journals no batch (this node's own records).
     pub fn commit_local(self) -> Result<()> {
+        self.save_daily("out")?;
         self.save_version()?;
         self.tx.commit()?;
         Ok(())
@@ -454,6 +479,7 @@ impl RecordTx<'_> {
             "DELETE FROM held WHERE peer = ?1 AND set_name = ?2",
             params![entry.peer, entry.set_name],
         )?;
+        self.save_daily("in")?;
         self.save_version()?;
         self.tx.commit()?;
         Ok(())

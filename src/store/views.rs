@@ -4,7 +4,7 @@
 use crate::context::error::Result;
 use crate::domain::spec::{column, RecordKind};
 use crate::store::Store;
-use rusqlite::OptionalExtension;
+use rusqlite::{params, OptionalExtension};
 use std::fmt::Write;
 
 /// A stored value as an operator sees it: control characters escaped (a value
@@ -335,6 +335,10 @@ pub struct ExchangeTotals {
     pub acks_received: Vec<(String, u64)>,
     /// Seconds from shipping to acknowledgment, per batch answered.
     pub ack_latency_secs: Vec<f64>,
+    /// peer → batches sealed for it.
+    pub sets_sealed: Vec<(String, u64)>,
+    /// reason code → items ever quarantined.
+    pub quarantined: Vec<(String, u64)>,
 }
 
 /// [`ExchangeTotals`] of this node.
@@ -371,5 +375,252 @@ pub fn exchange_totals(store: &Store) -> Result<ExchangeTotals> {
     for r in st.query_map([], |r| r.get::<_, f64>(0))? {
         t.ack_latency_secs.push(r?.max(0.0));
     }
+    let mut st = conn.prepare(
+        "SELECT peer, count(*) FROM outbox WHERE kind = 'batch' AND state != 'sealing' GROUP BY 1 ORDER BY 1",
+    )?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        t.sets_sealed.push(r?);
+    }
+    let mut st = conn.prepare("SELECT code, count(*) FROM quarantine GROUP BY 1 ORDER BY 1")?;
+    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        t.quarantined.push(r?);
+    }
     Ok(t)
+}
+
+/// One batch in the console's list, either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchRow {
+    /// "out": sealed here for a peer; "in": received from a peer.
+    pub direction: &'static str,
+    pub batch_id: String,
+    pub peer: String,
+    pub seq: Option<u64>,
+    pub set_name: String,
+    /// Sealed (out) or received (in), RFC 3339.
+    pub at: String,
+    /// out: the peer's acknowledgment ("accepted", ...) or the outbox state;
+    /// in: the journal's status.
+    pub status: String,
+    pub accepted: Option<u64>,
+    pub rejected: Option<u64>,
+}
+
+/// Batches both ways, newest first; `search` (if not empty) matches the batch
+/// id, the set name or the peer.
+pub fn batches(store: &Store, search: &str, limit: u32) -> Result<Vec<BatchRow>> {
+    let like = format!("%{}%", search.replace(['%', '_'], ""));
+    let mut st = store.conn().prepare(
+        "SELECT 'out', batch_id, peer, seq, set_name, created_at, coalesce(ack_status, state), NULL, NULL
+         FROM outbox WHERE kind = 'batch' AND (batch_id LIKE ?1 OR set_name LIKE ?1 OR peer LIKE ?1)
+         UNION ALL
+         SELECT 'in', batch_id, peer, seq, set_name, received_at, status, accepted, rejected
+         FROM journal WHERE batch_id LIKE ?1 OR set_name LIKE ?1 OR peer LIKE ?1
+         ORDER BY 6 DESC, 5 DESC LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![like, limit], |r| {
+        Ok(BatchRow {
+            direction: if r.get::<_, String>(0)? == "out" {
+                "out"
+            } else {
+                "in"
+            },
+            batch_id: r.get(1)?,
+            peer: r.get(2)?,
+            seq: r.get(3)?,
+            set_name: r.get(4)?,
+            at: r.get(5)?,
+            status: r.get(6)?,
+            accepted: r.get(7)?,
+            rejected: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A batch's life, as far as this node saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchDetail {
+    pub batch_id: String,
+    /// (step, RFC 3339 time, what happened), in order.
+    pub timeline: Vec<(&'static str, String, String)>,
+    /// (kind, key) of the records this batch last wrote (latest versions).
+    pub records: Vec<(String, String)>,
+    /// (index, key, reason code, message) of each record refused.
+    pub rejections: Vec<(u64, String, String, String)>,
+    /// The acknowledgment's status and text, either way.
+    pub ack: Option<(String, String)>,
+}
+
+/// The detail of batch `id` (sent or received), None if unknown.
+pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
+    let conn = store.conn();
+    let mut d = BatchDetail {
+        batch_id: id.to_string(),
+        ..Default::default()
+    };
+    let sent = conn
+        .query_row(
+            "SELECT peer, set_name, src_name, created_at, shipped_at, ship_count, ack_status, ack_at,
+                    coalesce(ack_detail, ''), resent_at, state
+             FROM outbox WHERE batch_id = ?1 AND kind = 'batch' ORDER BY created_at LIMIT 1",
+            [id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, u64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, String>(10)?,
+                ))
+            },
+        )
+        .optional()?;
+    if let Some((peer, set, src, created, shipped, ships, ack, ack_at, ack_detail, resent, state)) =
+        sent
+    {
+        d.timeline.push((
+            "sealed",
+            created,
+            format!(
+                "{} → {set} for {peer}",
+                shown(src.unwrap_or_else(|| "-".into()))
+            ),
+        ));
+        if let Some(t) = shipped {
+            d.timeline
+                .push(("shipped", t, format!("{ships} time(s), state {state}")));
+        }
+        if let Some(t) = resent {
+            d.timeline
+                .push(("resent", t, "put back in outbound/ by an operator".into()));
+        }
+        if let (Some(status), Some(t)) = (ack, ack_at) {
+            d.timeline.push((
+                "acknowledged",
+                t,
+                format!("{status}: {}", shown(ack_detail.clone())),
+            ));
+            d.ack = Some((status, shown(ack_detail)));
+        }
+    }
+    if let Some(j) = store.journal(id)? {
+        let received: String = conn.query_row(
+            "SELECT received_at FROM journal WHERE batch_id = ?1",
+            [id],
+            |r| r.get(0),
+        )?;
+        let what = match &j.reason_code {
+            Some(code) => format!(
+                "{} ({code}: {})",
+                j.status.as_str(),
+                shown(j.reason_detail.clone().unwrap_or_default())
+            ),
+            None => format!(
+                "{}: {} applied, {} refused",
+                j.status.as_str(),
+                j.accepted,
+                j.rejected
+            ),
+        };
+        d.timeline.push((
+            "received",
+            received.clone(),
+            format!(
+                "{} seq {} from {}",
+                shown(j.set_name.clone()),
+                j.seq,
+                j.peer
+            ),
+        ));
+        d.timeline.push((
+            "verified, validated, applied",
+            received.clone(),
+            what.clone(),
+        ));
+        let answered: Option<String> = conn
+            .query_row(
+                "SELECT shipped_at FROM outbox WHERE batch_id = ?1 AND kind = 'ack' AND shipped_at IS NOT NULL
+                 ORDER BY shipped_at LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(t) = answered {
+            d.timeline.push((
+                "acknowledged",
+                t,
+                format!("answer shipped ({} time(s))", j.acks_sent.max(1)),
+            ));
+        }
+        d.ack = Some((j.status.as_str().to_string(), what));
+        store.rejections(id, |r| {
+            if d.rejections.len() < 1000 {
+                d.rejections
+                    .push((r.index, shown(r.key), r.code, shown(r.message)));
+            }
+            Ok(())
+        })?;
+    }
+    if d.timeline.is_empty() {
+        return Ok(None);
+    }
+    for spec in crate::domain::spec::SPECS {
+        let mut st = conn.prepare(&format!(
+            "SELECT {} FROM {} WHERE source_batch = ?1 LIMIT 500",
+            column(spec.key),
+            spec.table
+        ))?;
+        for key in st.query_map([id], |r| r.get::<_, Option<String>>(0))? {
+            d.records
+                .push((spec.element.to_string(), shown(key?.unwrap_or_default())));
+        }
+    }
+    Ok(Some(d))
+}
+
+/// Records applied per Shanghai day in the last `days` days:
+/// (day, direction "in" or "out", kind, records), oldest first.
+pub fn daily_records(store: &Store, days: u32) -> Result<Vec<(String, String, String, u64)>> {
+    let mut st = store.conn().prepare(
+        "SELECT day, direction, kind, records FROM daily_records
+         WHERE day >= date('now', '+8 hours', ?1) ORDER BY day, direction, kind",
+    )?;
+    let rows = st.query_map([format!("-{} days", days.saturating_sub(1))], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records applied by kind, all time (for `/metrics`).
+pub fn records_by_kind(store: &Store) -> Result<Vec<(String, String, u64)>> {
+    let mut st = store.conn().prepare(
+        "SELECT direction, kind, sum(records) FROM daily_records GROUP BY 1, 2 ORDER BY 1, 2",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Registration codes of the equipment whose use certificate number, factory
+/// serial or user unit name contains `text` (at most `limit`).
+pub fn equipment_search(store: &Store, text: &str, limit: u32) -> Result<Vec<(String, String)>> {
+    let like = format!("%{}%", text.replace(['%', '_'], ""));
+    let mut st = store.conn().prepare(
+        "SELECT registration_code, coalesce(user_unit, '') FROM equipment
+         WHERE use_certificate LIKE ?1 OR factory_serial LIKE ?1 OR user_unit LIKE ?1
+         ORDER BY registration_code LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![like, limit], |r| {
+        Ok((
+            shown(r.get::<_, Option<String>>(0)?.unwrap_or_default()),
+            shown(r.get(1)?),
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -162,6 +162,30 @@ pub fn render(node: &Node) -> Result<String> {
         applied.get_or_create(&peer(p)).inc_by(*a);
         refused.get_or_create(&peer(p)).inc_by(*r);
     }
+    let sealed = counters(&mut reg, "sets_sealed", "Batches sealed, by peer");
+    for (p, n) in &totals.sets_sealed {
+        sealed.get_or_create(&peer(p)).inc_by(*n);
+    }
+    let quarantined = counters(
+        &mut reg,
+        "quarantined",
+        "Items ever put in quarantine, by reason code",
+    );
+    for (code, n) in &totals.quarantined {
+        quarantined
+            .get_or_create(&vec![("code", code.clone())])
+            .inc_by(*n);
+    }
+    let by_kind = counters(
+        &mut reg,
+        "records_by_kind",
+        "Records applied, by direction (in: from peers, out: this node's own) and kind",
+    );
+    for (dir, kind, n) in crate::store::views::records_by_kind(&node.store)? {
+        by_kind
+            .get_or_create(&vec![("direction", dir), ("kind", kind)])
+            .inc_by(n);
+    }
     let acks = counters(
         &mut reg,
         "acknowledgments_received",

@@ -2,6 +2,7 @@
 //! cards, register cleanup and reconciliation, synthetic data, export, backup
 //! and the demo.
 
+pub mod alerts;
 pub mod backup;
 pub mod card;
 pub mod check;

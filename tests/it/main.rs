@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod browser;
 mod clean;
 mod cli;
 mod console;
