@@ -131,8 +131,8 @@ pub struct RunArgs {
     /// Ship even outside the exchange window.
     #[arg(long)]
     pub now: bool,
-    /// Serve the overview page and /metrics on this address (e.g.
-    /// 127.0.0.1:9187); `http` in [node] of sedx.toml does the same.
+    /// Serve the console (控制台) and /metrics on this address (127.0.0.1:9187,
+    /// or a bare port for loopback); `[http]` in sedx.toml does the same.
     #[arg(long)]
     pub http: Option<String>,
 }

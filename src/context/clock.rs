@@ -48,6 +48,20 @@ pub fn age_secs(rfc3339: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// RFC 3339 UTC of a file time (a drop's or a set's modification time).
+pub fn rfc3339_of(t: std::time::SystemTime) -> Option<String> {
+    time::OffsetDateTime::from(t)
+        .replace_nanosecond(0)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// The modification time of `path`, RFC 3339 UTC.
+pub fn modified(path: &std::path::Path) -> Option<String> {
+    rfc3339_of(std::fs::symlink_metadata(path).ok()?.modified().ok()?)
+}
+
 /// Today in Shanghai, "2026-11-28".
 pub fn shanghai_day() -> String {
     shanghai(time::OffsetDateTime::now_utc())[..10].to_string()

@@ -169,6 +169,9 @@ impl Node {
             }
         }
         set::copy_set(&name, &dir, &self.layout.outbound, 0o600)?;
+        // A resend by hand counts as one: the batch's timeline shows it, and
+        // the automatic resend of overdue batches waits its turn again.
+        self.store.mark_resent(&entry.set_name)?;
         Ok(name)
     }
 }

@@ -16,6 +16,8 @@ pub struct Arrival<'a> {
     pub peer: &'a str,
     pub set_name: &'a str,
     pub sha256: &'a str,
+    /// When the set's marker arrived (RFC 3339).
+    pub arrived_at: Option<String>,
 }
 
 impl Arrival<'_> {
@@ -40,6 +42,7 @@ impl Arrival<'_> {
             reason_code: why.map(|w| w.code.as_str().to_string()),
             reason_detail: why.map(|w| w.detail.clone()),
             acks_sent: 0,
+            arrived_at: self.arrived_at.clone(),
         }
     }
 }

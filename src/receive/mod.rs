@@ -224,7 +224,7 @@ fn refuse_authentic(
     rej: &Reject,
     report: &mut PassReport,
 ) -> Result<TakeOutcome> {
-    let Incoming { peer, name, .. } = inc;
+    let Incoming { peer, name, dir } = inc;
     let is_batch = verified.kind == DocKind::Batch;
     if is_batch {
         if let Some(header) = readable_header(node, peer, work)? {
@@ -234,6 +234,7 @@ fn refuse_authentic(
                     peer,
                     set_name: name.as_str(),
                     sha256: &verified.digest.sha256_hex(),
+                    arrived_at: crate::context::clock::modified(&name.marker(dir)),
                 };
                 use_up(node, inc, &header, &arrival, rej, report)?;
                 return Ok(TakeOutcome::Done);
@@ -398,6 +399,7 @@ fn take_batch(
         peer,
         set_name: name.as_str(),
         sha256: &digest.sha256_hex(),
+        arrived_at: crate::context::clock::modified(&name.marker(dir)),
     };
     if let Some(entry) = node.store.journal(&header.id)? {
         if entry.peer != peer || !entry.sha256.eq_ignore_ascii_case(arrival.sha256) {

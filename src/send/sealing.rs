@@ -83,9 +83,11 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
                 let id = given_id
                     .clone()
                     .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                node.store.reserve(&src_name, &id, peer, |seq| {
-                    format!("{me}-{peer}-{seq:08}-{stem}")
-                })?
+                let dropped = crate::context::clock::modified(path);
+                node.store
+                    .reserve(&src_name, &id, peer, dropped.as_deref(), |seq| {
+                        format!("{me}-{peer}-{seq:08}-{stem}")
+                    })?
             }
         };
         let name = SetName::new(&reservation.set_name)?;

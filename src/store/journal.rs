@@ -33,7 +33,7 @@ impl Store {
             .conn
             .query_row(
                 "SELECT batch_id, peer, seq, set_name, sha256, status, accepted, rejected, reason_code,
-                        reason_detail, acks_sent FROM journal WHERE batch_id = ?1",
+                        reason_detail, acks_sent, arrived_at FROM journal WHERE batch_id = ?1",
                 [batch_id],
                 |r| {
                     Ok(JournalEntry {
@@ -48,6 +48,7 @@ impl Store {
                         reason_code: r.get(8)?,
                         reason_detail: r.get(9)?,
                         acks_sent: r.get(10)?,
+                        arrived_at: r.get(11)?,
                     })
                 },
             )

@@ -226,7 +226,9 @@ fn add_new_columns(conn: &Connection) -> Result<()> {
 /// Version 3: what the console and the alerts keep. `audit` is append-only;
 /// `alert` holds one row per condition that was raised (cleared when resolved),
 /// so that a restart neither repeats nor forgets an alert; `daily_records`
-/// counts applied records per Shanghai day, direction and kind for the charts.
+/// counts applied records per Shanghai day, direction and kind for the charts;
+/// a batch's timeline gains when its file was dropped (outbox) and when its set
+/// arrived (journal).
 fn console_tables(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS audit(
@@ -238,7 +240,9 @@ fn console_tables(conn: &Connection) -> Result<()> {
            resolved_at TEXT, resolved_delivered INTEGER NOT NULL DEFAULT 0);
          CREATE TABLE IF NOT EXISTS daily_records(
            day TEXT NOT NULL, direction TEXT NOT NULL, kind TEXT NOT NULL, records INTEGER NOT NULL,
-           PRIMARY KEY(day, direction, kind));",
+           PRIMARY KEY(day, direction, kind));
+         ALTER TABLE outbox ADD COLUMN dropped_at TEXT;
+         ALTER TABLE journal ADD COLUMN arrived_at TEXT;",
     )?;
     Ok(())
 }

@@ -43,6 +43,8 @@ pub struct JournalEntry {
     pub reason_code: Option<String>,
     pub reason_detail: Option<String>,
     pub acks_sent: u64,
+    /// When its set's marker arrived in inbound/ (RFC 3339), if known.
+    pub arrived_at: Option<String>,
 }
 
 /// A field a peer sent that differs from what this node holds and is not the

@@ -227,6 +227,7 @@ impl Store {
         src_name: &str,
         batch_id: &str,
         peer: &str,
+        dropped_at: Option<&str>,
         set_name: impl Fn(u64) -> String,
     ) -> Result<OutboxEntry> {
         let tx = self.conn.transaction()?;
@@ -246,9 +247,9 @@ impl Store {
         )?;
         let name = set_name(seq);
         tx.execute(
-            "INSERT INTO outbox(set_name, batch_id, kind, peer, seq, src_name, state, created_at)
-             VALUES(?1, ?2, 'batch', ?3, ?4, ?5, 'sealing', ?6)",
-            params![name, batch_id, peer, seq, src_name, now()],
+            "INSERT INTO outbox(set_name, batch_id, kind, peer, seq, src_name, state, created_at, dropped_at)
+             VALUES(?1, ?2, 'batch', ?3, ?4, ?5, 'sealing', ?6, ?7)",
+            params![name, batch_id, peer, seq, src_name, now(), dropped_at],
         )?;
         tx.commit()?;
         self.outbox(&name)?

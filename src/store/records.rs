@@ -454,8 +454,8 @@ impl RecordTx<'_> {
     pub fn commit(self, entry: &JournalEntry) -> Result<()> {
         self.exec(
             "INSERT INTO journal(batch_id, peer, seq, set_name, sha256, status, accepted, rejected,
-               reason_code, reason_detail, received_at, acks_sent)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,0)",
+               reason_code, reason_detail, received_at, acks_sent, arrived_at)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,0,?12)",
             params![
                 entry.batch_id,
                 entry.peer,
@@ -467,7 +467,8 @@ impl RecordTx<'_> {
                 entry.rejected,
                 entry.reason_code,
                 entry.reason_detail,
-                now()
+                now(),
+                entry.arrived_at
             ],
         )?;
         self.exec(

@@ -462,7 +462,7 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
     let sent = conn
         .query_row(
             "SELECT peer, set_name, src_name, created_at, shipped_at, ship_count, ack_status, ack_at,
-                    coalesce(ack_detail, ''), resent_at, state
+                    coalesce(ack_detail, ''), resent_at, state, dropped_at
              FROM outbox WHERE batch_id = ?1 AND kind = 'batch' ORDER BY created_at LIMIT 1",
             [id],
             |r| {
@@ -478,13 +478,33 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
                     r.get::<_, String>(8)?,
                     r.get::<_, Option<String>>(9)?,
                     r.get::<_, String>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             },
         )
         .optional()?;
-    if let Some((peer, set, src, created, shipped, ships, ack, ack_at, ack_detail, resent, state)) =
-        sent
+    if let Some((
+        peer,
+        set,
+        src,
+        created,
+        shipped,
+        ships,
+        ack,
+        ack_at,
+        ack_detail,
+        resent,
+        state,
+        dropped,
+    )) = sent
     {
+        if let Some(t) = dropped {
+            d.timeline.push((
+                "dropped",
+                t,
+                format!("{} in outbound/", shown(src.clone().unwrap_or_default())),
+            ));
+        }
         d.timeline.push((
             "sealed",
             created,
@@ -531,7 +551,7 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
         };
         d.timeline.push((
             "received",
-            received.clone(),
+            j.arrived_at.clone().unwrap_or_else(|| received.clone()),
             format!(
                 "{} seq {} from {}",
                 shown(j.set_name.clone()),
@@ -546,7 +566,7 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
         ));
         let answered: Option<String> = conn
             .query_row(
-                "SELECT shipped_at FROM outbox WHERE batch_id = ?1 AND kind = 'ack' AND shipped_at IS NOT NULL
+                "SELECT shipped_at FROM outbox WHERE batch_id = 'ack:' || ?1 AND kind = 'ack' AND shipped_at IS NOT NULL
                  ORDER BY shipped_at LIMIT 1",
                 [id],
                 |r| r.get(0),
@@ -559,7 +579,16 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
                 format!("answer shipped ({} time(s))", j.acks_sent.max(1)),
             ));
         }
-        d.ack = Some((j.status.as_str().to_string(), what));
+        d.ack = Some((
+            j.status.as_str().to_string(),
+            match &j.reason_code {
+                Some(code) => format!(
+                    "{code}: {}",
+                    shown(j.reason_detail.clone().unwrap_or_default())
+                ),
+                None => format!("{} applied, {} refused", j.accepted, j.rejected),
+            },
+        ));
         store.rejections(id, |r| {
             if d.rejections.len() < 1000 {
                 d.rejections

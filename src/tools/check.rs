@@ -23,6 +23,115 @@ pub struct Finding {
     pub fix: Option<String>,
 }
 
+/// The console's users, certificate and address, and where alerts go.
+fn console(cfg: &Config, layout: &Layout, out: &mut Vec<Finding>) {
+    for (i, u) in cfg.users.iter().enumerate() {
+        let subject = format!("user {}", u.name);
+        if cfg.users[..i].iter().any(|o| o.name == u.name) {
+            out.push(Finding::fail(
+                &subject,
+                "listed twice in sedx.toml",
+                Some("keep one [[user]] section per name".into()),
+            ));
+        } else if !u.password.starts_with("$argon2") {
+            out.push(Finding::fail(
+                &subject,
+                "its password is not an argon2 hash: it cannot log in",
+                Some(format!(
+                    "remove its [[user]] section and run `sedx user add {} --role {}`",
+                    u.name,
+                    u.role.as_str()
+                )),
+            ));
+        } else {
+            out.push(Finding::ok(
+                &subject,
+                format!("console {}", u.role.as_str()),
+            ));
+        }
+    }
+    let listen = cfg
+        .http
+        .as_ref()
+        .map(|h| h.listen.clone())
+        .or_else(|| cfg.node.http.clone());
+    if let Some(listen) = listen {
+        let tls = cfg
+            .http
+            .as_ref()
+            .and_then(|h| h.cert.as_ref().zip(h.key.as_ref()));
+        match listen.parse::<std::net::SocketAddr>() {
+            Err(e) => out.push(Finding::fail(
+                "console",
+                format!("listen {listen:?}: {e}"),
+                Some("an address and port, \"127.0.0.1:9187\"".into()),
+            )),
+            Ok(a) if !a.ip().is_loopback() && tls.is_none() => out.push(Finding {
+                level: Level::Warning,
+                subject: "console".into(),
+                detail: format!("{listen} is reachable from other machines without TLS"),
+                fix: Some(
+                    "set cert and key in [http], or listen on 127.0.0.1 behind a TLS proxy".into(),
+                ),
+            }),
+            Ok(_) => out.push(Finding::ok("console", format!("listens on {listen}"))),
+        }
+        if let Some((cert, key)) = tls {
+            if let Err(e) = std::fs::metadata(layout.resolve(cert)) {
+                out.push(Finding::fail(
+                    "console certificate",
+                    format!("{}: {e}", layout.resolve(cert).display()),
+                    None,
+                ));
+            }
+            private_file(out, "console TLS key", &layout.resolve(key), false);
+        }
+        if cfg.users.is_empty() {
+            out.push(Finding {
+                level: Level::Warning,
+                subject: "console".into(),
+                detail: "no users: nobody can log in".into(),
+                fix: Some("`sedx user add NAME --role operator`".into()),
+            });
+        }
+    }
+    if let Some(a) = &cfg.alerts {
+        if let Some(url) = &a.webhook {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                out.push(Finding::fail(
+                    "alerts",
+                    format!("webhook {url:?} is not an http(s) URL"),
+                    None,
+                ));
+            }
+        }
+        if let Some(cmd) = a.command.as_ref().and_then(|c| c.first()) {
+            let found = if cmd.contains('/') {
+                Path::new(cmd).is_file()
+            } else {
+                std::env::var_os("PATH")
+                    .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+            };
+            if !found {
+                out.push(Finding::fail(
+                    "alerts",
+                    format!("command {cmd} not found"),
+                    Some("give the program's full path in [alerts] command".into()),
+                ));
+            }
+        }
+        if a.webhook.is_none() && a.command.as_ref().is_none_or(|c| c.is_empty()) {
+            out.push(Finding {
+                level: Level::Warning,
+                subject: "alerts".into(),
+                detail: "[alerts] has neither webhook nor command: alerts show on the console only"
+                    .into(),
+                fix: None,
+            });
+        }
+    }
+}
+
 impl Finding {
     fn ok(subject: impl Into<String>, detail: impl Into<String>) -> Finding {
         Finding {
@@ -145,6 +254,7 @@ pub fn run(dir: &Path, connect: bool) -> Vec<Finding> {
             None
         }
     };
+    console(&cfg, &layout, &mut out);
     let several = cfg.peers.len() > 1 && cfg.node.role == Role::Supervision;
     for p in &cfg.peers {
         let subject = format!("peer {}", p.id);

@@ -334,9 +334,42 @@ fn the_console_needs_a_login_a_token_on_every_form_and_an_operator_to_act() {
         toml.contains("$argon2id$") && !toml.contains(OPERATOR_PW),
         "only the hash is kept"
     );
-    // Something to act on: a broken drop, quarantined on the supervision node.
+    // `sedx check` reads the users: a password that is not a hash is caught.
+    let toml = p.sup.join("sedx.toml");
+    let good = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!(
+            "{good}\n[[user]]\nname = \"zhou\"\nrole = \"viewer\"\npassword = \"plain text\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, check) = outcome(sedx(&p.sup, &["check", "--offline"]));
+    assert_eq!(code, 2, "{check}");
+    assert!(
+        check.contains("FAIL user zhou") && check.contains("sedx user add zhou --role viewer"),
+        "{check}"
+    );
+    assert!(
+        check.contains("OK   user wang: console operator"),
+        "{check}"
+    );
+    std::fs::write(&toml, good).unwrap();
+    // Something to act on: a broken drop, quarantined on the supervision node,
+    // and a batch it sent; then its window closes.
     drop_into(&p.sup, "broken.xml", "<batch>not closed");
+    let change = format!("<codeChange><changeId>BG-1</changeId><field>registration-code</field><oldValue>{E1}</oldValue><newValue>{E2}</newValue><date>2006-09-01</date></codeChange>");
+    drop_into(&p.sup, "change.xml", &drop_doc(SUP, &[&change]));
     p.pass(&p.sup);
+    let sent = sql_text(
+        &p.sup.join("store.sqlite"),
+        "SELECT batch_id FROM outbox WHERE kind = 'batch'",
+    )
+    .unwrap();
+    let far = (time::OffsetDateTime::now_utc().hour() + 8 + 12) % 24;
+    configure(&p.sup, |c| {
+        c.node.window = format!("{far:02}:00-{far:02}:01")
+    });
     let id = sql_count(
         &p.sup.join("store.sqlite"),
         "SELECT max(id) FROM quarantine",
@@ -450,12 +483,46 @@ fn the_console_needs_a_login_a_token_on_every_form_and_an_operator_to_act() {
         page.body
     );
 
+    // Resend puts the batch back in outbound/; outside the window it waits
+    // until an operator says send now.
+    let page = op.get(&format!("/batch?id={sent}"));
+    assert!(
+        page.body.contains("封装 sealed") && page.body.contains("id=\"resend\""),
+        "{}",
+        page.body
+    );
+    let a = op.post("/batch/resend", &[("csrf", &page.csrf()), ("id", &sent)]);
+    assert_eq!(a.code, 303);
+    let ships = || sql_count(&db, "SELECT ship_count FROM outbox WHERE kind = 'batch'");
+    assert_eq!(ships(), 1);
+    let a = op.post("/send-now", &[("csrf", &page.csrf())]);
+    assert_eq!(a.code, 303);
+    assert!(
+        wait_for(|| ships() == 2),
+        "send now did not ship the resent batch"
+    );
+    let timeline = op.get(&format!("/batch?id={sent}")).body;
+    let steps: Vec<usize> = ["投放 dropped", "封装 sealed", "发送 shipped", "重发 resent"]
+        .iter()
+        .map(|s| {
+            timeline
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} in {timeline}"))
+        })
+        .collect();
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "in order: {timeline}"
+    );
+
     // The audit trail has each action, refused logins too, on its own page.
     let audit = op.get("/audit").body;
     for row in [
         "<td>wang</td><td>login</td><td></td><td>refused</td>",
         "<td>li</td><td>login</td><td></td><td>ok</td>",
         &format!("<td>wang</td><td>quarantine dismiss</td><td>{id}</td><td>ok</td>"),
+        &format!("<td>wang</td><td>resend</td><td>{sent}</td><td>ok</td>"),
+        "<td>wang</td><td>send now</td><td></td><td>ok</td>",
     ] {
         assert!(audit.contains(row), "{row} in {audit}");
     }
@@ -593,6 +660,20 @@ fn an_operator_uses_the_console_in_a_real_browser() {
         "{list}"
     );
     b.screenshot("batches");
+    // The batch's own page: its timeline and its records.
+    b.click("#batches tr:nth-child(2) a");
+    let timeline = b.text("#timeline");
+    assert!(
+        timeline.contains("收到 received") && timeline.contains("核验·校验·入库"),
+        "{timeline}"
+    );
+    assert_eq!(b.text("#ack"), "accepted: 3 applied, 0 refused");
+    assert!(
+        b.text("#records").contains("equipment"),
+        "{}",
+        b.text("#records")
+    );
+    b.screenshot("batch");
     b.goto(&format!("http://{addr}/"));
     assert_eq!(b.text("#quarantine"), "0");
     b.goto(&format!("http://{addr}/audit"));
@@ -687,6 +768,13 @@ fn alerts_are_raised_once_and_resolved_once_on_both_hooks() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
+    // The disk "runs low" (the threshold raised above what is free), then recovers;
+    // [alerts] is read again at each round, no restart needed.
+    let set_disk = |mb: u64| configure(&p.sup, |c| c.alerts.as_mut().unwrap().disk_min_mb = mb);
+    set_disk(u64::MAX / (1 << 21));
+    assert!(wait_for(|| seen("disk-low", "raised") == 1));
+    set_disk(0);
+    assert!(wait_for(|| seen("disk-low", "resolved") == 1));
     // Nothing is left to send; a few more rounds send nothing again.
     assert!(wait_for(
         || sql_count(&db, "SELECT count(*) FROM alert") == 0
@@ -695,7 +783,7 @@ fn alerts_are_raised_once_and_resolved_once_on_both_hooks() {
     let hooked = got.lock().unwrap().clone();
     assert_eq!(
         hooked.len(),
-        4,
+        6,
         "each alert and each resolution once: {hooked:#?}"
     );
     let m = &hooked[0];
@@ -861,4 +949,44 @@ fn the_grafana_dashboard_asks_for_metrics_that_exist() {
         }
     }
     assert!(asked >= 10, "{asked}");
+}
+
+/// A peer's values reach the pages as text, never as markup: a user unit
+/// carrying a script is shown escaped, in the search list and in the view.
+#[test]
+fn markup_sent_by_a_peer_is_shown_as_text_on_the_pages() {
+    let p = Pair::new();
+    add_user(&p.sup, "li", "viewer", VIEWER_PW);
+    let hostile = "上海<script>alert(1)</script>&<b>公司</b>";
+    let record = equipment(E1, Some(CI))
+        .replace("上海外滩置业有限公司", &quick_xml::escape::escape(hostile));
+    p.drop_batch("b.xml", &drop_doc(INSP, &[&record]));
+    p.pass(&p.insp);
+    p.pass(&p.sup);
+    let addr = free_addr();
+    let (_run, _) = serve(&p.sup, &addr);
+    let mut c = Client::new(&addr);
+    assert_eq!(c.login("li", VIEWER_PW).code, 303);
+    for path in [
+        format!("/equipment?q={}", enc("script")),
+        format!("/equipment?q={E1}"),
+    ] {
+        let page = c.get(&path);
+        assert_eq!(page.code, 200);
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page
+                    .body
+                    .contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("<script>") && !page.body.contains("<b>公司"),
+            "{}",
+            page.body
+        );
+        let csp = page.header("content-security-policy").unwrap();
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+    }
 }

@@ -38,6 +38,12 @@ impl Options {
         let listen = flag
             .or_else(|| section.map(|h| h.listen.clone()))
             .or_else(|| cfg.node.http.clone())?;
+        // A bare port means loopback: the console is local unless asked otherwise.
+        let listen = if listen.parse::<u16>().is_ok() {
+            format!("127.0.0.1:{listen}")
+        } else {
+            listen
+        };
         Some(Options {
             listen,
             tls: section.and_then(|h| Some((h.cert.clone()?, h.key.clone()?))),

@@ -266,6 +266,7 @@ fn batch(node: &Node, frame: &Frame, id: &str) -> Result<Option<String>> {
     };
     let step = |s: &str| -> &'static str {
         match s {
+            "dropped" => "投放 dropped",
             "sealed" => "封装 sealed",
             "shipped" => "发送 shipped",
             "resent" => "重发 resent",
@@ -274,7 +275,10 @@ fn batch(node: &Node, frame: &Frame, id: &str) -> Result<Option<String>> {
             _ => "核验·校验·入库 verified, validated, applied",
         }
     };
-    let sent = d.timeline.first().is_some_and(|t| t.0 == "sealed");
+    let sent = d
+        .timeline
+        .first()
+        .is_some_and(|t| t.0 == "sealed" || t.0 == "dropped");
     render(&Batch {
         frame,
         title: "批次 batch",
