@@ -302,6 +302,56 @@ impl RecordKind {
 }
 
 /// The store column of an XML field name: camelCase to snake_case.
+/// A field's name as Chinese operators read it (R11's screens are in Chinese);
+/// empty for a name not in the table.
+pub fn label_zh(name: &str) -> &'static str {
+    match name {
+        "action" => "操作",
+        "address" => "地址",
+        "agency" => "检验机构",
+        "approved" => "已审批",
+        "assignmentId" => "指定编号",
+        "category" => "设备类别",
+        "changeId" => "变更编号",
+        "conclusion" => "检验结论",
+        "constructionKind" => "施工类别",
+        "constructionUnit" => "施工单位",
+        "creditCode" => "信用代码",
+        "date" => "日期",
+        "district" => "区县",
+        "equipmentCode" => "设备代码",
+        "factorySerial" => "出厂编号",
+        "field" => "字段",
+        "inspectionAgency" => "检验机构",
+        "internalNumber" => "单位内编号",
+        "kind" => "种类",
+        "nationalLevel" => "国家级",
+        "newValue" => "新值",
+        "nextDue" => "下次检验",
+        "noticeId" => "通知编号",
+        "noticeNumber" => "告知编号",
+        "oldValue" => "原值",
+        "orgCode" => "组织机构代码",
+        "plannedStart" => "计划开工",
+        "proposalId" => "建议编号",
+        "proposedAgency" => "建议机构",
+        "reason" => "原因",
+        "registrationAuthority" => "登记机关",
+        "registrationCode" => "注册代码",
+        "registrationDate" => "登记日期",
+        "reportNumber" => "报告编号",
+        "requestId" => "申请编号",
+        "superiorApproval" => "上级批准",
+        "useCertificate" => "使用证号",
+        "useStatus" => "使用状态",
+        "userUnit" => "使用单位",
+        "valueFound" => "发现值",
+        "valueOnRecord" => "登记值",
+        "temporaryAgency" => "临时检验机构",
+        _ => "",
+    }
+}
+
 pub fn column(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
     for c in name.chars() {
@@ -329,6 +379,15 @@ impl Spec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_field_has_a_chinese_label() {
+        for s in SPECS {
+            for f in s.fields {
+                assert!(!label_zh(f.name).is_empty(), "{}: no label", f.name);
+            }
+        }
+    }
 
     #[test]
     fn columns_and_lookup() {

@@ -68,15 +68,31 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
         let shown: Vec<String> = chain.iter().map(|c| shown(c.clone())).collect();
         let _ = writeln!(out, "  registration codes: {}", shown.join(" → "));
     }
+    // Chinese first: each field's label, padded with ideographic spaces so the
+    // names and values line up in a terminal.
+    let label = |name: &str| {
+        let zh = crate::domain::spec::label_zh(name);
+        format!(
+            "{zh}{}",
+            "\u{3000}".repeat(6usize.saturating_sub(zh.chars().count()))
+        )
+    };
     for (f, v) in spec.fields.iter().zip(&row) {
         if let Some(v) = v {
-            let _ = writeln!(out, "  {:<22} {}", f.name, crate::context::text::field(v));
+            let _ = writeln!(
+                out,
+                "  {} {:<22} {}",
+                label(f.name),
+                f.name,
+                crate::context::text::field(v)
+            );
         }
     }
     if let Some(t) = &row[cols.len()] {
         let _ = writeln!(
             out,
-            "  {:<22} {} (temporary change, R13)",
+            "  {} {:<22} {} (temporary change, R13)",
+            label("temporaryAgency"),
             "temporaryAgency",
             crate::context::text::field(t)
         );
