@@ -425,6 +425,14 @@ impl Config {
             .find(|p| p.agency.as_deref() == Some(agency))
     }
 
+    /// When the sedx.toml of `dir` was last changed (the console and the alerts
+    /// open the node afresh when it was).
+    pub fn modified(dir: &Path) -> Option<std::time::SystemTime> {
+        std::fs::metadata(dir.join("sedx.toml"))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     pub fn load(dir: &Path) -> Result<Config> {
         let path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&path).at(&path)?;

@@ -93,11 +93,14 @@ pub fn start(dir: PathBuf) -> Result<()> {
         .spawn(move || {
             let mut delivery = Delivery::default();
             let mut node: Option<Node> = None;
+            let mut opened = None;
             loop {
                 let cfg = Config::load(&dir).ok().and_then(|c| c.alerts);
                 let every = cfg.as_ref().map_or(30, |a| a.check_secs.max(1));
                 if let Some(cfg) = cfg {
-                    if node.is_none() {
+                    let now = Config::modified(&dir);
+                    if node.is_none() || now != opened {
+                        opened = now;
                         node = Node::open(&dir)
                             .map_err(|e| tracing::error!("alerts: {e}"))
                             .ok();

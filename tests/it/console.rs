@@ -514,6 +514,13 @@ fn the_console_needs_a_login_a_token_on_every_form_and_an_operator_to_act() {
         steps.windows(2).all(|w| w[0] < w[1]),
         "in order: {timeline}"
     );
+    // The overview follows sedx.toml as it changes.
+    assert!(op
+        .get("/")
+        .body
+        .contains(&format!("window {far:02}:00-{far:02}:01")));
+    configure(&p.sup, |c| c.node.window = "always".into());
+    assert!(op.get("/").body.contains("exchange window always: 开 open"));
 
     // The audit trail has each action, refused logins too, on its own page.
     let audit = op.get("/audit").body;

@@ -87,6 +87,7 @@ pub fn start(dir: PathBuf, opts: &Options, send_now: SendNow) -> Result<std::net
         sessions: Sessions::new(Duration::from_secs(opts.session_minutes.max(1) * 60))?,
         users: Vec::new(),
         node: None,
+        opened: None,
         dir,
         secure: opts.tls.is_some(),
         send_now,
@@ -105,6 +106,9 @@ pub fn start(dir: PathBuf, opts: &Options, send_now: SendNow) -> Result<std::net
 struct Console {
     dir: PathBuf,
     node: Option<Node>,
+    /// sedx.toml's modification time when `node` was opened: a changed file
+    /// (peers, window) opens the node afresh.
+    opened: Option<std::time::SystemTime>,
     sessions: Sessions,
     /// The users of sedx.toml as last read (kept while the file does not parse).
     users: Vec<UserConfig>,
@@ -230,8 +234,10 @@ impl Console {
     }
 
     fn node(&mut self) -> Result<&Node> {
-        if self.node.is_none() {
+        let now = Config::modified(&self.dir);
+        if self.node.is_none() || now != self.opened {
             self.node = Some(Node::open(&self.dir)?);
+            self.opened = now;
         }
         Ok(self.node.as_ref().expect("opened above"))
     }
