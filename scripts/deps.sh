@@ -2,7 +2,7 @@
 # Install what sedx needs to build, test and run its demo on Debian (apt-get),
 # only where something is missing; arguments name extra packages (bench.sh: sqlite3).
 set -euo pipefail
-pkgs=(openssh-server openssh-client libxml2-dev libxml2-utils libssl-dev pkg-config python3 gcc make chromium chromium-driver fonts-wqy-microhei openssl "$@")
+pkgs=(openssh-server openssh-client libxml2-dev libxml2-utils libssl-dev pkg-config python3 gcc make chromium chromium-driver fonts-wqy-microhei openssl postgresql "$@")
 need=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")

@@ -62,6 +62,11 @@ pub struct NodeSection {
     /// this long has stopped pulling; an alert is raised (log and status).
     #[serde(default = "default_pull_alert")]
     pub pull_alert_secs: u64,
+    /// `"folder"`: the accepted records of every applied batch are also written
+    /// into delivered/ for local systems that take files (the inbound side as a
+    /// file drop too); `"none"` (the default): they are in the store only.
+    #[serde(default, skip_serializing_if = "Deliver::is_none")]
+    pub deliver: Deliver,
     /// Where `sedx run` serves its overview page and /metrics ("127.0.0.1:9187");
     /// none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +82,21 @@ fn default_retry_base() -> u64 {
 fn default_retry_max() -> u64 {
     3600
 }
+/// Where applied records go besides the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deliver {
+    #[default]
+    None,
+    Folder,
+}
+
+impl Deliver {
+    fn is_none(&self) -> bool {
+        *self == Deliver::None
+    }
+}
+
 fn default_pull_alert() -> u64 {
     3600
 }
@@ -384,6 +404,7 @@ impl Config {
                 ack_timeout_secs: default_ack_timeout(),
                 pull_alert_secs: default_pull_alert(),
                 http: None,
+                deliver: Deliver::None,
             },
             rules: RulesSection::default(),
             peers: Vec::new(),
@@ -423,6 +444,13 @@ impl Config {
         self.peers
             .iter()
             .find(|p| p.agency.as_deref() == Some(agency))
+    }
+
+    /// The PostgreSQL URL when `store` names a server
+    /// (`postgres://user:password@host:port/database`), else None: a SQLite file.
+    pub fn postgres_url(&self) -> Option<&str> {
+        let s = self.node.store.to_str()?;
+        (s.starts_with("postgres://") || s.starts_with("postgresql://")).then_some(s)
     }
 
     /// When the sedx.toml of `dir` was last changed (the console and the alerts
@@ -511,6 +539,8 @@ pub struct Layout {
     pub quarantine: PathBuf,
     /// Private scratch space (decompressed documents, sets being written).
     pub work: PathBuf,
+    /// Applied records as files for local systems (`deliver = "folder"`).
+    pub delivered: PathBuf,
 }
 
 impl Layout {
@@ -523,6 +553,7 @@ impl Layout {
             archive: root.join("archive"),
             quarantine: root.join("quarantine"),
             work: root.join(".work"),
+            delivered: root.join("delivered"),
         }
     }
 

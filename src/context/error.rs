@@ -190,6 +190,8 @@ pub enum Error {
     Config(String),
     #[error("store: {0}")]
     Store(#[from] rusqlite::Error),
+    #[error("store (PostgreSQL): {}", pg_detail(.0))]
+    Postgres(#[from] postgres::Error),
     #[error("key: {0}")]
     Key(String),
     #[error("transport to {peer}: {detail}")]
@@ -236,6 +238,8 @@ impl Error {
                     | rusqlite::ErrorCode::CannotOpen
                     | rusqlite::ErrorCode::SystemIoFailure
             ),
+            // The server gone, the connection cut: the machine's trouble, not the data's.
+            Error::Postgres(e) => e.is_closed() || e.code().is_none(),
             Error::Transport { .. } | Error::HostKey { .. } | Error::Busy { .. } => true,
             _ => false,
         }
@@ -255,6 +259,20 @@ impl<T> IoContext<T> for std::io::Result<T> {
             path: path.into(),
             source,
         })
+    }
+}
+
+/// A PostgreSQL error with what the server said (the driver's own text is
+/// just "db error").
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        None => e.to_string(),
     }
 }
 

@@ -180,6 +180,15 @@ impl Node {
 /// another node: a store lost under a node with history would otherwise start
 /// afresh, apply archived batches again and wait forever for the next one.
 fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
+    if let Some(url) = cfg.postgres_url() {
+        let store = Store::open_postgres(url).map_err(|e| {
+            Error::Config(format!(
+                "store {}: {e}; check that the PostgreSQL server runs and that the URL's user, password and database are right",
+                redact(url)
+            ))
+        })?;
+        return own_store(store, layout, cfg, &layout.root);
+    }
     let path = layout.resolve(&cfg.node.store);
     let damaged = |detail: String| Error::StoreDamaged {
         path: path.clone(),
@@ -196,6 +205,34 @@ fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
         Ok(_) => {}
     }
     let store = Store::open(&path).map_err(|e| damaged(format!("cannot be opened ({e})")))?;
+    own_store(store, layout, cfg, &path)
+}
+
+/// A URL as it may be logged: without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let auth = &url[s + 3..at];
+            match auth.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The store belongs to this node: it says so, or it learns it now (a blank
+/// store under a node with history is a lost store, not a new one).
+fn own_store(store: Store, layout: &Layout, cfg: &Config, path: &std::path::Path) -> Result<Store> {
+    let damaged = |detail: String| Error::StoreDamaged {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
+             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
+             新节点请用 / a new node is made with `sedx init`"
+        ),
+    };
     match store.node_identity()? {
         Some(id) if id == cfg.node.id => {}
         Some(id) => {

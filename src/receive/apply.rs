@@ -11,6 +11,14 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+/// How a batch is applied: the rules in force, the sender's role, and whether
+/// its records are also delivered as a file.
+pub struct How<'a> {
+    pub policy: &'a Policy,
+    pub sender: Role,
+    pub deliver: bool,
+}
+
 /// Where a batch came from, for its journal row.
 pub struct Arrival<'a> {
     pub peer: &'a str,
@@ -64,12 +72,13 @@ pub fn apply_batch(
     doc: &Path,
     header: &BatchHeader,
     arrival: &Arrival,
-    policy: &Policy,
-    sender: Role,
+    how: &How<'_>,
     valid: impl FnOnce() -> Result<()>,
 ) -> Result<JournalEntry> {
+    let (policy, sender) = (how.policy, how.sender);
     let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, File::open(doc).at(doc)?));
     let mut tx = store.begin_apply()?;
+    tx.deliver = how.deliver;
     let mut index = 0u64;
     while let Some((kind, raw)) = reader.next_record()? {
         let verdict = match read_record(&mut tx, kind, &raw)? {
@@ -88,6 +97,7 @@ pub fn apply_batch(
                     tracing::warn!(batch = %header.id, key = %crate::context::text::field(rec.key()), "{}", crate::context::text::field(w));
                 }
                 let found = tx.upsert(&rec, sender, arrival.peer, Some(&header.id))?;
+                tx.note_for_delivery(&header.id, index, &rec)?;
                 for d in &found {
                     tracing::warn!(peer = arrival.peer, key = %crate::context::text::field(&d.key), field = %d.field, "discrepancy (not applied)");
                     tx.record_discrepancy(arrival.peer, Some(&header.id), d)?;

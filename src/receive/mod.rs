@@ -3,6 +3,7 @@
 //! negative acknowledgment.
 
 pub mod apply;
+pub mod deliver;
 
 use crate::context::clock::now;
 use crate::context::error::{Code, Error, IoContext, Reject, Result};
@@ -462,8 +463,11 @@ fn take_batch(
         work,
         &header,
         &arrival,
-        &policy,
-        sender,
+        &apply::How {
+            policy: &policy,
+            sender,
+            deliver: node.cfg.node.deliver == crate::context::config::Deliver::Folder,
+        },
         || {
             let Some(checked) = check.outcome() else {
                 return Ok(());
@@ -507,6 +511,11 @@ fn take_batch(
         }
     }
     crash_point("after-apply");
+    // The batch stands whatever happens to its file: a delivery that fails
+    // (a full disk) stays pending and is tried again at the next pass.
+    if let Err(e) = deliver::deliver_pending(node) {
+        tracing::error!(peer, batch = %entry.batch_id, "not delivered to delivered/ yet, tried again at the next pass: {e}");
+    }
     let started = Instant::now();
     send_ack(node, &entry, false)?;
     tracing::info!(peer, batch = %entry.batch_id, ack_ms = ms(started.elapsed()), "acknowledgment sealed");

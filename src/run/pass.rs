@@ -31,6 +31,10 @@ impl Node {
                 ship_answers(node, report);
             }
         };
+        // Deliveries a crash left half done go before any later batch is applied.
+        if let Err(e) = crate::receive::deliver::deliver_pending(self) {
+            report.failed(Stage::Receive, "delivered/", &e);
+        }
         if let Err(e) = crate::receive::receive_all(self, &mut report, flush) {
             report.failed(Stage::Receive, "", &e);
         }

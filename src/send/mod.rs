@@ -14,4 +14,3 @@ pub use drop::seal_dropped;
 pub use import::{import_file, Imported};
 pub use release::release_due;
 pub use sealing::seal_file;
-pub use sift::record_xml;

@@ -9,6 +9,7 @@ use crate::context::quarantine::RefusedRecord;
 use crate::domain::rules::{judge, Direction, Register, Verdict};
 use crate::domain::{Record, RecordKind};
 use crate::wire::document;
+use crate::wire::document::record_xml;
 use crate::wire::document::RecordReader;
 use quick_xml::events::{BytesEnd, BytesStart, Event};
 use quick_xml::Writer;
@@ -43,28 +44,6 @@ pub(super) struct Sifted {
     pub(super) refused: Vec<RefusedRecord>,
     pub(super) held: u64,
     pub(super) kept_home: u64,
-}
-
-/// Serialise a record as its batch element (fields in schema order). Written
-/// directly: element names come from the spec, values are escaped.
-pub fn record_xml<W: std::io::Write>(w: &mut Writer<W>, rec: &Record) -> std::io::Result<()> {
-    let out = w.get_mut();
-    let el = rec.kind.element().as_bytes();
-    out.write_all(b"<")?;
-    out.write_all(el)?;
-    out.write_all(b">")?;
-    for (k, v) in &rec.fields {
-        out.write_all(b"<")?;
-        out.write_all(k.as_bytes())?;
-        out.write_all(b">")?;
-        out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
-        out.write_all(b"</")?;
-        out.write_all(k.as_bytes())?;
-        out.write_all(b">")?;
-    }
-    out.write_all(b"</")?;
-    out.write_all(el)?;
-    out.write_all(b">\n")
 }
 
 /// A record the rules refused, kept with its XML.

@@ -32,8 +32,8 @@ pub struct AlertRow {
 impl Store {
     /// Write one action to the audit trail (durable before the answer goes out).
     pub fn audit(&self, user: &str, action: &str, target: &str, outcome: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO audit(at, user, action, target, outcome) VALUES(?1, ?2, ?3, ?4, ?5)",
+        self.db.exec(
+            "INSERT INTO audit(at, by_user, action, target, outcome) VALUES(?1, ?2, ?3, ?4, ?5)",
             params![now(), user, action, target, outcome],
         )?;
         Ok(())
@@ -41,28 +41,25 @@ impl Store {
 
     /// The latest `limit` lines of the audit trail, newest first.
     pub fn audit_trail(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT at, user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit], |r| {
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                user: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                outcome: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.all(
+            "SELECT at, by_user, action, target, outcome FROM audit ORDER BY id DESC LIMIT ?1",
+            params![limit],
+            |r| {
+                Ok(AuditEntry {
+                    at: r.get(0)?,
+                    user: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    outcome: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Every alert row not yet resolved and delivered, oldest first.
     pub fn alerts(&self) -> Result<Vec<AlertRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT key, kind, subject, detail, since, raised_at, delivered, resolved_at, resolved_delivered
-             FROM alert ORDER BY since, key",
-        )?;
-        let rows = st.query_map([], |r| {
+        self.db.all("SELECT key, kind, subject, detail, since, raised_at, delivered, resolved_at, resolved_delivered
+             FROM alert ORDER BY since, key", params![], |r| {
             Ok(AlertRow {
                 key: r.get(0)?,
                 kind: r.get(1)?,
@@ -74,13 +71,12 @@ impl Store {
                 resolved_at: r.get(7)?,
                 resolved_delivered: r.get(8)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// A condition seen now: a new row (not raised yet), or its detail refreshed.
     pub fn alert_seen(&self, key: &str, kind: &str, subject: &str, detail: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO alert(key, kind, subject, detail, since) VALUES(?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(key) DO UPDATE SET detail = excluded.detail",
             params![key, kind, subject, detail, now()],
@@ -90,7 +86,7 @@ impl Store {
 
     /// The condition has lasted long enough: raise it (once).
     pub fn alert_raise(&self, key: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "UPDATE alert SET raised_at = ?2 WHERE key = ?1 AND raised_at IS NULL",
             params![key, now()],
         )?;
@@ -104,18 +100,18 @@ impl Store {
         } else {
             "UPDATE alert SET delivered = 1 WHERE key = ?1"
         };
-        self.conn.execute(sql, [key])?;
+        self.db.exec(sql, params![key])?;
         Ok(())
     }
 
     /// The condition is gone: a raised alert awaits its resolution message; one
     /// never raised is simply forgotten.
     pub fn alert_cleared(&self, key: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "DELETE FROM alert WHERE key = ?1 AND raised_at IS NULL",
-            [key],
+            params![key],
         )?;
-        self.conn.execute(
+        self.db.exec(
             "UPDATE alert SET resolved_at = ?2 WHERE key = ?1 AND resolved_at IS NULL",
             params![key, now()],
         )?;

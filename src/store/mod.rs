@@ -5,6 +5,7 @@ use crate::context::clock::now;
 use crate::wire::ack::{AckStatus, RecordRejection};
 
 mod audit;
+pub(crate) mod db;
 mod journal;
 pub mod migrate;
 mod outbox;
@@ -18,15 +19,15 @@ use crate::domain::spec::{column, Spec, SPECS};
 use crate::domain::{Record, RecordKind, Role};
 use crate::wire::document::DocKind;
 pub use audit::{AlertRow, AuditEntry};
+use db::{params, Db};
 pub use outbox::{AckFacts, AckMatch, OutboxEntry, OutboxState, PeerState};
 pub use quarantine::{QuarantineKind, QuarantineState, Quarantined};
 pub use records::RecordTx;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub struct Store {
-    conn: Connection,
+    db: Db,
 }
 
 /// What happened to a received batch (one journal row).
@@ -60,34 +61,47 @@ pub struct Discrepancy {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
+        let conn = rusqlite::Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.set_prepared_statement_cache_capacity(128);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before the next step (the durability rule).
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let mut conn = conn;
-        migrate::migrate(&mut conn)?;
-        Ok(Store { conn })
+        let db = Db::Lite(conn);
+        migrate::migrate(&db)?;
+        Ok(Store { db })
+    }
+
+    /// A store on a PostgreSQL server (`postgres://...`), migrated to [`migrate::LATEST`].
+    pub fn open_postgres(url: &str) -> Result<Store> {
+        let db = Db::postgres(url)?;
+        migrate::migrate(&db)?;
+        Ok(Store { db })
+    }
+
+    /// Which database this store is on, for messages: "SQLite" or "PostgreSQL".
+    pub fn backend(&self) -> &'static str {
+        if self.db.is_pg() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     }
 
     /// The node id this store belongs to, if it has been told.
     pub fn node_identity(&self) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT value FROM node_info WHERE name = 'node_id'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.db.opt(
+            "SELECT value FROM node_info WHERE name = 'node_id'",
+            params![],
+            |r| r.get(0),
+        )
     }
 
     pub fn set_node_identity(&self, id: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO node_info(name, value) VALUES('node_id', ?1)
              ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            [id],
+            params![id],
         )?;
         Ok(())
     }
@@ -96,17 +110,17 @@ impl Store {
     /// any work on it starts, durably: an item that stops the process (killed
     /// for memory, a crash) is known on the next start. Returns the count.
     pub fn begin_attempt(&self, place: &str, name: &str) -> Result<u64> {
-        Ok(self.conn.query_row(
+        self.db.one(
             "INSERT INTO attempts(place, name, count) VALUES(?1, ?2, 1)
-             ON CONFLICT(place, name) DO UPDATE SET count = count + 1 RETURNING count",
+             ON CONFLICT(place, name) DO UPDATE SET count = attempts.count + 1 RETURNING count",
             params![place, name],
             |r| r.get(0),
-        )?)
+        )
     }
 
     /// The item's work ended (whatever its outcome): its count starts afresh.
     pub fn end_attempt(&self, place: &str, name: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "DELETE FROM attempts WHERE place = ?1 AND name = ?2",
             params![place, name],
         )?;
@@ -115,12 +129,12 @@ impl Store {
 
     /// Whether anything was ever received or sent through this store.
     pub fn has_history(&self) -> Result<bool> {
-        Ok(self.conn.query_row(
+        self.db.one(
             "SELECT EXISTS(SELECT 1 FROM journal) OR EXISTS(SELECT 1 FROM outbox)
                  OR EXISTS(SELECT 1 FROM channel_in) OR EXISTS(SELECT 1 FROM channel_out)",
-            [],
+            params![],
             |r| r.get(0),
-        )?)
+        )
     }
 
     // ---- outbound -------------------------------------------------------
@@ -133,26 +147,27 @@ impl Store {
         if !known {
             return Err(Error::Other(format!("no table {table}")));
         }
-        Ok(self
-            .conn
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
+        self.db
+            .one(&format!("SELECT count(*) FROM {table}"), params![], |r| {
+                r.get(0)
+            })
     }
 
     pub fn bump_counter(&self, name: &str, by: u64) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
-            params![name, by],
-        )?;
+        self.db.exec(
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = meta.value + ?2",
+            params![name, by])?;
         Ok(())
     }
 
     pub fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .db
+            .opt(
+                "SELECT value FROM meta WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?
             .unwrap_or(0))
     }
 
@@ -170,49 +185,47 @@ impl Store {
             cols.join(", "),
             spec.table
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let mut rows = st.query([since])?;
-        while let Some(row) = rows.next()? {
+        self.db.each(&sql, params![since], |row| {
             let mut rec = Record {
                 kind: spec.kind,
                 fields: Vec::new(),
                 warnings: Vec::new(),
             };
             for (i, f) in spec.fields.iter().enumerate() {
-                if let Some(v) = row.get::<_, Option<String>>(i)? {
+                if let Some(v) = row.get::<Option<String>>(i)? {
                     rec.fields.push((f.name, v));
                 }
             }
-            each(rec, row.get(cols.len())?)?;
-        }
-        Ok(())
+            each(rec, row.get(cols.len())?)
+        })
     }
 
     /// The schema version (see [`migrate`]).
     pub fn schema_version(&self) -> Result<u32> {
-        migrate::version(&self.conn)
+        migrate::version(&self.db)
     }
 
-    fn conn(&self) -> &Connection {
-        &self.conn
+    fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The change number up to which an export has been acknowledged (R14):
     /// every set sealed from it answered accepted or partially accepted.
     pub fn last_acknowledged_export(&self) -> Result<i64> {
-        Ok(self.conn.query_row(
+        self.db.one(
             "SELECT coalesce(max(e.max_version), 0) FROM exports e
              WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.src_name = e.file)
                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.src_name = e.file
                                AND coalesce(o.ack_status, '') NOT IN ('accepted', 'partially-accepted'))",
-            [],
-            |r| r.get(0),
-        )?)
+            params![],
+            |r| r.get(0))
     }
 
     pub fn record_export(&self, file: &str, max_version: i64, records: u64) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO exports(file, max_version, records, at) VALUES(?1, ?2, ?3, ?4)",
+        self.db.exec(
+            "INSERT INTO exports(file, max_version, records, at) VALUES(?1, ?2, ?3, ?4)
+             ON CONFLICT(file) DO UPDATE SET max_version = excluded.max_version,
+               records = excluded.records, at = excluded.at",
             params![file, max_version, records, now()],
         )?;
         Ok(())

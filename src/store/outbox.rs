@@ -62,16 +62,13 @@ pub struct OutboxEntry {
     pub ack_detail: Option<String>,
 }
 
-pub(super) fn ack_status_of(s: String) -> rusqlite::Result<AckStatus> {
-    AckStatus::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, s.into())
-    })
+pub(super) fn ack_status_of(s: String) -> Result<AckStatus> {
+    AckStatus::parse(&s)
+        .ok_or_else(|| Error::Other(format!("store: unknown acknowledgment status {s:?}")))
 }
 
-fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
-    let bad = |i: usize, s: String| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, s.into())
-    };
+fn outbox_row(r: &db::Row<'_>) -> Result<OutboxEntry> {
+    let bad = |i: usize, s: String| Error::Other(format!("store: outbox column {i}: {s:?}"));
     let kind: String = r.get(2)?;
     let state: String = r.get(5)?;
     Ok(OutboxEntry {
@@ -133,14 +130,11 @@ impl Store {
         peer: &str,
         batch_id: Option<&str>,
     ) -> Result<Option<OutboxEntry>> {
-        let by_src = self
-            .conn
-            .query_row(
-                "SELECT set_name FROM outbox WHERE src_name = ?1 AND peer = ?2 AND state = 'sealing'",
-                params![src_name, peer],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?;
+        let by_src = self.db.opt(
+            "SELECT set_name FROM outbox WHERE src_name = ?1 AND peer = ?2 AND state = 'sealing'",
+            params![src_name, peer],
+            |r| r.get::<String>(0),
+        )?;
         if let Some(name) = by_src {
             return self.outbox(&name);
         }
@@ -154,9 +148,9 @@ impl Store {
 
     /// Whether a dropped file with this content fingerprint was already sifted.
     pub fn drop_seen(&self, tag: &str) -> Result<bool> {
-        let n: i64 = self.conn.query_row(
+        let n: i64 = self.db.one(
             "SELECT count(*) FROM meta WHERE name = ?1",
-            [format!("drop:{tag}")],
+            params![format!("drop:{tag}")],
             |r| r.get(0),
         )?;
         Ok(n > 0)
@@ -168,56 +162,47 @@ impl Store {
         &mut self,
         started: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>> {
-        let tx = self.conn.transaction()?;
-        let due: Vec<(i64, String)> = {
-            let mut st = tx.prepare(
-                "SELECT id, peer, category FROM deferred WHERE released_in IS NULL ORDER BY id",
-            )?;
-            let rows = st.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut due = Vec::new();
-            for row in rows {
-                let (id, peer, category) = row?;
-                if started(&category) {
-                    due.push((id, peer));
+        let tx = self.db.begin()?;
+        let mut due: Vec<(i64, String)> = Vec::new();
+        tx.each(
+            "SELECT id, peer, category FROM deferred WHERE released_in IS NULL ORDER BY id",
+            params![],
+            |r| {
+                if started(&r.get::<String>(2)?) {
+                    due.push((r.get(0)?, r.get(1)?));
                 }
-            }
-            due
-        };
+                Ok(())
+            },
+        )?;
         let mut files: BTreeMap<String, String> = BTreeMap::new();
         for (id, peer) in due {
             let file = files.entry(peer.clone()).or_insert_with(|| {
                 format!("deferred-{peer}-{}.xml", uuid::Uuid::new_v4().simple())
             });
-            tx.execute(
+            tx.exec(
                 "UPDATE deferred SET released_in = ?1 WHERE id = ?2",
                 params![file.as_str(), id],
             )?;
         }
         tx.commit()?;
-        let mut st = self.conn.prepare(
+        self.db.all(
             "SELECT DISTINCT released_in, peer FROM deferred WHERE released_in IS NOT NULL",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     pub fn deferred_xml(&self, file: &str) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT xml FROM deferred WHERE released_in = ?1 ORDER BY id")?;
-        let rows = st.query_map([file], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.all(
+            "SELECT xml FROM deferred WHERE released_in = ?1 ORDER BY id",
+            params![file],
+            |r| r.get(0),
+        )
     }
 
     pub fn forget_released(&self, file: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM deferred WHERE released_in = ?1", [file])?;
+        self.db
+            .exec("DELETE FROM deferred WHERE released_in = ?1", params![file])?;
         Ok(())
     }
 
@@ -230,37 +215,34 @@ impl Store {
         dropped_at: Option<&str>,
         set_name: impl Fn(u64) -> String,
     ) -> Result<OutboxEntry> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.begin()?;
         let last: u64 = tx
-            .query_row(
+            .opt(
                 "SELECT last_seq FROM channel_out WHERE peer = ?1",
-                [peer],
+                params![peer],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(0);
         let seq = last + 1;
-        tx.execute(
+        tx.exec(
             "INSERT INTO channel_out(peer, last_seq) VALUES(?1, ?2)
              ON CONFLICT(peer) DO UPDATE SET last_seq = excluded.last_seq",
             params![peer, seq],
         )?;
         let name = set_name(seq);
-        tx.execute(
+        tx.exec(
             "INSERT INTO outbox(set_name, batch_id, kind, peer, seq, src_name, state, created_at, dropped_at)
              VALUES(?1, ?2, 'batch', ?3, ?4, ?5, 'sealing', ?6, ?7)",
-            params![name, batch_id, peer, seq, src_name, now(), dropped_at],
-        )?;
+            params![name, batch_id, peer, seq, src_name, now(), dropped_at])?;
         tx.commit()?;
         self.outbox(&name)?
             .ok_or_else(|| Error::Other("reservation vanished".into()))
     }
 
     pub fn mark_sealed(&self, set_name: &str, sha256: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "UPDATE outbox SET state = 'sealed', sha256 = ?2 WHERE set_name = ?1 AND state = 'sealing'",
-            params![set_name, sha256],
-        )?;
+            params![set_name, sha256])?;
         Ok(())
     }
 
@@ -273,14 +255,14 @@ impl Store {
         peer: &str,
         seq: Option<u64>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO outbox(set_name, batch_id, kind, peer, seq, state, created_at, shipped_at, ship_count)
              VALUES(?1, ?2, ?3, ?4, ?5, 'shipped', ?6, ?6, 1)
              ON CONFLICT(set_name) DO UPDATE SET shipped_at = excluded.shipped_at,
-               ship_count = ship_count + 1, taken_at = NULL,
-               state = CASE WHEN state = 'acknowledged' AND ack_status <> 'rejected' THEN state ELSE 'shipped' END",
-            params![set_name, batch_id, kind, peer, seq, now()],
-        )?;
+               ship_count = outbox.ship_count + 1, taken_at = NULL,
+               state = CASE WHEN outbox.state = 'acknowledged' AND outbox.ack_status <> 'rejected'
+                            THEN outbox.state ELSE 'shipped' END",
+            params![set_name, batch_id, kind, peer, seq, now()])?;
         Ok(())
     }
 
@@ -291,15 +273,12 @@ impl Store {
     /// rejection gives way only to an acceptance (a damaged set sent again); a
     /// "duplicate" never replaces anything definite.
     pub fn record_ack(&self, ack: &AckFacts<'_>) -> Result<AckMatch> {
-        let mut st = self.conn.prepare_cached(
+        let rows: Vec<(String, String, Option<String>, Option<String>)> = self.db.all(
             "SELECT set_name, peer, sha256, ack_status FROM outbox
-             WHERE kind = 'batch' AND (CASE WHEN ?1 IS NOT NULL THEN batch_id = ?1 ELSE set_name = ?2 END)",
+             WHERE kind = 'batch' AND (CASE WHEN CAST(?1 AS TEXT) IS NOT NULL THEN batch_id = ?1 ELSE set_name = ?2 END)",
+            params![ack.batch_id, ack.set_name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let rows: Vec<(String, String, Option<String>, Option<String>)> = st
-            .query_map(params![ack.batch_id, ack.set_name], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
         if rows.is_empty() {
             return Ok(AckMatch::Unknown);
         }
@@ -329,11 +308,10 @@ impl Store {
         if !replaces {
             return Ok(AckMatch::Kept(current.unwrap_or(ack.status)));
         }
-        self.conn.execute(
+        self.db.exec(
             "UPDATE outbox SET state = 'acknowledged', ack_status = ?2, ack_detail = ?3, ack_at = ?4
              WHERE set_name = ?1",
-            params![row.0, ack.status.as_str(), ack.detail, now()],
-        )?;
+            params![row.0, ack.status.as_str(), ack.detail, now()])?;
         Ok(AckMatch::Recorded)
     }
 
@@ -342,7 +320,7 @@ impl Store {
             "SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
              FROM outbox WHERE {cond} ORDER BY created_at DESC LIMIT 1"
         );
-        Ok(self.conn.query_row(&sql, [arg], outbox_row).optional()?)
+        self.db.opt(&sql, params![arg], outbox_row)
     }
 
     pub fn outbox(&self, set_name: &str) -> Result<Option<OutboxEntry>> {
@@ -354,21 +332,16 @@ impl Store {
     }
 
     pub fn outbox_all(&self) -> Result<Vec<OutboxEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
-             FROM outbox ORDER BY peer, kind, seq, created_at",
-        )?;
-        let rows = st.query_map([], outbox_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.db.all("SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
+             FROM outbox ORDER BY peer, kind, seq, created_at", params![], outbox_row)
     }
 
     pub fn peer_state(&self, peer: &str) -> Result<PeerState> {
-        Ok(self
-            .conn
-            .query_row(
+        Ok(self.db
+            .opt(
                 "SELECT failures, next_attempt, last_error, last_error_at, last_ok_at, last_pull_at, pull_alert_at
                  FROM peer_state WHERE peer = ?1",
-                [peer],
+                params![peer],
                 |r| {
                     Ok(PeerState {
                         failures: r.get(0)?,
@@ -379,43 +352,40 @@ impl Store {
                         last_pull_at: r.get(5)?,
                         pull_alert_at: r.get(6)?,
                     })
-                },
-            )
-            .optional()?
+                })?
             .unwrap_or_default())
     }
 
     pub fn transport_failed(&self, peer: &str, error: &str, next_attempt: i64) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO peer_state(peer, failures, next_attempt, last_error, last_error_at) VALUES(?1, 1, ?2, ?3, ?4)
-             ON CONFLICT(peer) DO UPDATE SET failures = failures + 1, next_attempt = ?2, last_error = ?3, last_error_at = ?4",
-            params![peer, next_attempt, error, now()],
-        )?;
+             ON CONFLICT(peer) DO UPDATE SET failures = peer_state.failures + 1, next_attempt = ?2, last_error = ?3, last_error_at = ?4",
+            params![peer, next_attempt, error, now()])?;
         Ok(())
     }
 
     /// Sets left in a pulling peer's outbox folder and not seen taken yet, with
     /// when they were left there.
     pub fn left_for_pull(&self, peer: &str) -> Result<Vec<(String, String)>> {
-        let mut st = self.conn.prepare_cached(
+        self.db.all(
             "SELECT set_name, shipped_at FROM outbox
              WHERE peer = ?1 AND taken_at IS NULL AND shipped_at IS NOT NULL ORDER BY shipped_at",
-        )?;
-        let rows = st.query_map([peer], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            params![peer],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// Sets seen taken from a pulling peer's outbox folder: the peer pulled.
     pub fn taken_by_pull(&self, peer: &str, set_names: &[String]) -> Result<()> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.db.begin()?;
         let at = now();
         for name in set_names {
-            tx.execute(
+            tx.exec(
                 "UPDATE outbox SET taken_at = ?2 WHERE set_name = ?1",
                 params![name, at],
             )?;
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO peer_state(peer, last_pull_at) VALUES(?1, ?2)
              ON CONFLICT(peer) DO UPDATE SET last_pull_at = ?2, pull_alert_at = NULL",
             params![peer, at],
@@ -426,7 +396,7 @@ impl Store {
 
     /// The alert that a pulling peer stopped pulling was raised (logged once).
     pub fn pull_alert_raised(&self, peer: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO peer_state(peer, pull_alert_at) VALUES(?1, ?2)
              ON CONFLICT(peer) DO UPDATE SET pull_alert_at = ?2",
             params![peer, now()],
@@ -436,15 +406,15 @@ impl Store {
 
     /// Try a peer at the next pass whatever its backoff (its settings changed).
     pub fn transport_retry_now(&self, peer: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "UPDATE peer_state SET next_attempt = 0 WHERE peer = ?1",
-            [peer],
+            params![peer],
         )?;
         Ok(())
     }
 
     pub fn transport_ok(&self, peer: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO peer_state(peer, failures, next_attempt, last_ok_at) VALUES(?1, 0, 0, ?2)
              ON CONFLICT(peer) DO UPDATE SET failures = 0, next_attempt = 0, last_ok_at = ?2",
             params![peer, now()],
@@ -455,17 +425,13 @@ impl Store {
     /// Batches shipped before `before` (RFC 3339) and neither acknowledged nor
     /// resent since then.
     pub fn overdue(&self, before: &str) -> Result<Vec<OutboxEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
+        self.db.all("SELECT set_name, batch_id, kind, peer, seq, state, ship_count, shipped_at, ack_status, ack_detail
              FROM outbox WHERE kind = 'batch' AND state = 'shipped' AND shipped_at <= ?1
-               AND (resent_at IS NULL OR resent_at < ?1) ORDER BY peer, seq",
-        )?;
-        let rows = st.query_map([before], outbox_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+               AND (resent_at IS NULL OR resent_at < ?1) ORDER BY peer, seq", params![before], outbox_row)
     }
 
     pub fn mark_resent(&self, set_name: &str) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "UPDATE outbox SET resent_at = ?2 WHERE set_name = ?1",
             params![set_name, now()],
         )?;

@@ -98,7 +98,7 @@ impl Store {
         detail: &str,
         place: &str,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.exec(
             "INSERT INTO quarantine(at, peer, set_name, code, detail, place, kind, state)
              VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 'open')",
             params![
@@ -115,22 +115,21 @@ impl Store {
     }
 
     fn quarantine_where(&self, cond: &str, arg: i64) -> Result<Vec<Quarantined>> {
-        let mut st = self.conn.prepare(&format!(
+        self.db.all(&format!(
             "SELECT id, at, peer, set_name, code, detail, kind, place, state, closed_at, closed_by, note
              FROM quarantine WHERE {cond} ORDER BY id DESC"
-        ))?;
-        let rows = st.query_map([arg], |r| {
+        ), params![arg], |r| {
             let peer: Option<String> = r.get(2)?;
             // Items of stores before kinds were kept: a peer's set, or a drop.
             let kind = r
-                .get::<_, Option<String>>(6)?
+                .get::<Option<String>>(6)?
                 .and_then(|k| QuarantineKind::parse(&k))
                 .unwrap_or(if peer.is_some() {
                     QuarantineKind::ReceivedSet
                 } else {
                     QuarantineKind::Drop
                 });
-            let state = match r.get::<_, String>(8)?.as_str() {
+            let state = match r.get::<String>(8)?.as_str() {
                 "retried" => QuarantineState::Retried,
                 "dismissed" => QuarantineState::Dismissed,
                 _ => QuarantineState::Open,
@@ -149,8 +148,7 @@ impl Store {
                 closed_by: r.get(10)?,
                 note: r.get(11)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Open quarantined items, newest first.
@@ -175,7 +173,7 @@ impl Store {
         by: &str,
         note: &str,
     ) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.db.exec(
             "UPDATE quarantine SET state = ?2, closed_at = ?3, closed_by = ?4, note = ?5
              WHERE id = ?1 AND state = 'open'",
             params![id, state.as_str(), now(), by, note],

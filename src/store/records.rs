@@ -6,7 +6,7 @@ use super::*;
 
 /// One batch being applied. Dropped without `commit`, nothing of it remains.
 pub struct RecordTx<'a> {
-    tx: Transaction<'a>,
+    tx: db::Tx<'a>,
     pub accepted: u64,
     pub rejected: u64,
     /// The change counter (meta 'version'), read once and kept here for the
@@ -20,6 +20,8 @@ pub struct RecordTx<'a> {
     seen_count: usize,
     /// Records applied per kind, for the console's records-per-day chart.
     by_kind: std::collections::BTreeMap<&'static str, u64>,
+    /// Deliver this batch's accepted records to delivered/ once committed.
+    pub deliver: bool,
 }
 
 /// Keys of one batch kept in memory before the rest go to the temp store
@@ -30,6 +32,7 @@ pub(super) const SEEN_IN_MEMORY: usize = 200_000;
 struct KindSql {
     select: String,
     insert: String,
+    insert_pg: String,
     upsert: String,
 }
 
@@ -71,6 +74,7 @@ fn kind_sql(spec: &Spec) -> &'static KindSql {
                     // every NOT NULL column is always bound, and a row not inserted
                     // for any other reason fails loudly on the update path.
                     insert: format!("INSERT OR IGNORE {into}"),
+                    insert_pg: format!("INSERT {into} ON CONFLICT DO NOTHING"),
                 };
                 (spec.table, sql)
             })
@@ -82,10 +86,10 @@ fn kind_sql(spec: &Spec) -> &'static KindSql {
 impl Store {
     /// Start applying a batch: everything goes in one transaction with its journal row.
     pub fn begin_apply(&mut self) -> Result<RecordTx<'_>> {
-        let tx = self.conn.transaction()?;
-        tx.execute_batch(
+        let tx = self.db.begin()?;
+        tx.batch(
             "CREATE TEMP TABLE IF NOT EXISTS apply_seen(kind TEXT, key TEXT, PRIMARY KEY(kind, key));
-             DELETE FROM temp.apply_seen;",
+             DELETE FROM apply_seen;",
         )?;
         Ok(RecordTx {
             tx,
@@ -95,23 +99,24 @@ impl Store {
             seen: Default::default(),
             seen_count: 0,
             by_kind: Default::default(),
+            deliver: false,
         })
     }
 }
 
 impl RecordTx<'_> {
     /// Statements are prepared once and reused for every record of a batch.
-    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
-        self.tx.prepare_cached(sql)?.execute(params)
+    fn exec(&self, sql: &str, params: &[&dyn db::ToParam]) -> Result<u64> {
+        self.tx.exec(sql, params)
     }
 
-    fn row<T, P: rusqlite::Params>(
+    fn row<T>(
         &self,
         sql: &str,
-        params: P,
-        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        self.tx.prepare_cached(sql)?.query_row(params, f)
+        params: &[&dyn db::ToParam],
+        f: impl FnOnce(&db::Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.tx.opt(sql, params, f)
     }
 
     /// The next change number (R14 exports follow them).
@@ -127,10 +132,11 @@ impl RecordTx<'_> {
             return Ok(v + 1);
         }
         let v: i64 = self
-            .row("SELECT value FROM meta WHERE name = 'version'", [], |r| {
-                r.get(0)
-            })
-            .optional()?
+            .row(
+                "SELECT value FROM meta WHERE name = 'version'",
+                params![],
+                |r| r.get(0),
+            )?
             .unwrap_or(0);
         self.version = Some(v);
         Ok(v + 1)
@@ -141,8 +147,9 @@ impl RecordTx<'_> {
         if let Some(v) = self.version {
             self.exec(
                 "INSERT INTO meta(name, value) VALUES('version', ?1)
-                 ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)",
-                [v],
+                 ON CONFLICT(name) DO UPDATE SET
+                   value = CASE WHEN excluded.value > meta.value THEN excluded.value ELSE meta.value END",
+                params![v],
             )?;
         }
         Ok(())
@@ -151,27 +158,23 @@ impl RecordTx<'_> {
     /// The stored values of a record's fields, if it is stored.
     fn stored(&self, spec: &Spec, key: &str) -> Result<Option<Vec<Option<String>>>> {
         let n = spec.fields.len();
-        Ok(self
-            .row(&kind_sql(spec).select, [key], |r| {
-                (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
-            })
-            .optional()?)
+        self.row(&kind_sql(spec).select, params![key], |r| {
+            (0..n).map(|i| r.get::<Option<String>>(i)).collect()
+        })
     }
 
     /// Who a stored record came from: a peer's id, or "local".
     pub fn origin_of(&self, kind: RecordKind, key: &str) -> Result<Option<String>> {
         let spec = kind.spec();
-        Ok(self
-            .row(
-                &format!(
-                    "SELECT origin FROM {} WHERE {} = ?1",
-                    spec.table,
-                    column(spec.key)
-                ),
-                [key],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.row(
+            &format!(
+                "SELECT origin FROM {} WHERE {} = ?1",
+                spec.table,
+                column(spec.key)
+            ),
+            params![key],
+            |r| r.get(0),
+        )
     }
 
     /// The equipment's registration data (supervision's fields, R4) as an
@@ -202,18 +205,19 @@ impl RecordTx<'_> {
         origin: &str,
         batch_id: Option<&str>,
         version: i64,
-    ) -> Result<usize> {
+    ) -> Result<u64> {
         let updated_at = now();
-        let params = values.iter().map(|v| v as &dyn rusqlite::ToSql).chain([
-            &origin as &dyn rusqlite::ToSql,
-            &batch_id as &dyn rusqlite::ToSql,
-            &updated_at as &dyn rusqlite::ToSql,
-            &version as &dyn rusqlite::ToSql,
-        ]);
-        Ok(self
-            .tx
-            .prepare_cached(sql)?
-            .execute(rusqlite::params_from_iter(params))?)
+        let params: Vec<&dyn db::ToParam> = values
+            .iter()
+            .map(|v| v as &dyn db::ToParam)
+            .chain([
+                &origin as &dyn db::ToParam,
+                &batch_id as &dyn db::ToParam,
+                &updated_at as &dyn db::ToParam,
+                &version as &dyn db::ToParam,
+            ])
+            .collect();
+        self.tx.exec(sql, &params)
     }
 
     /// Store a record sent by `sender`. A field that `sender` does not own is
@@ -232,7 +236,12 @@ impl RecordTx<'_> {
         // Most records are new: try the insert first, and read back only on conflict.
         let fresh: Vec<Option<&str>> = spec.fields.iter().map(|f| rec.get(f.name)).collect();
         let version = self.peek_version()?;
-        if self.write_row(&sql.insert, &fresh, origin, batch_id, version)? == 1 {
+        let insert = if self.tx.is_pg() {
+            &sql.insert_pg
+        } else {
+            &sql.insert
+        };
+        if self.write_row(insert, &fresh, origin, batch_id, version)? == 1 {
             self.next_version()?;
             self.effects(rec, origin, batch_id)?;
             self.count(rec.kind, 1);
@@ -300,16 +309,20 @@ impl RecordTx<'_> {
                     rec.get("newValue").unwrap_or_default(),
                 );
                 self.exec(
-                    "INSERT OR IGNORE INTO code_history(change_id, field, old_value, new_value, date) VALUES(?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO code_history(change_id, field, old_value, new_value, date) VALUES(?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(change_id) DO NOTHING",
                     params![rec.key(), rec.get("field"), old, new, rec.get("date")],
                 )?;
                 let version = self.next_version()?;
                 if rec.get("field") == Some("registration-code") {
-                    let taken: bool = self.row(
-                        "SELECT count(*) FROM equipment WHERE registration_code = ?1",
-                        [new],
-                        |r| r.get::<_, i64>(0),
-                    )? > 0;
+                    let taken: bool = self
+                        .row(
+                            "SELECT count(*) FROM equipment WHERE registration_code = ?1",
+                            params![new],
+                            |r| r.get::<i64>(0),
+                        )?
+                        .unwrap_or(0)
+                        > 0;
                     if !taken {
                         self.exec(
                             "UPDATE equipment SET registration_code = ?2, version = ?3 WHERE registration_code = ?1",
@@ -349,7 +362,7 @@ impl RecordTx<'_> {
     pub fn flag_national(&mut self, report_number: &str) -> Result<()> {
         self.exec(
             "UPDATE inspection_report SET national = 1 WHERE report_number = ?1",
-            [report_number],
+            params![report_number],
         )?;
         Ok(())
     }
@@ -378,7 +391,7 @@ impl RecordTx<'_> {
 
     pub fn bump_counter(&mut self, name: &str, by: u64) -> Result<()> {
         self.exec(
-            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+            "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET value = meta.value + ?2",
             params![name, by],
         )?;
         Ok(())
@@ -387,9 +400,21 @@ impl RecordTx<'_> {
     /// Remember that a dropped file's content was sifted (its effects are stored).
     pub fn note_drop(&mut self, tag: &str) -> Result<()> {
         self.exec(
-            "INSERT OR IGNORE INTO meta(name, value) VALUES(?1, 1)",
-            [format!("drop:{tag}")],
+            "INSERT INTO meta(name, value) VALUES(?1, 1) ON CONFLICT(name) DO NOTHING",
+            params![format!("drop:{tag}")],
         )?;
+        Ok(())
+    }
+
+    /// Note an accepted record of a batch to be delivered (`deliver = "folder"`).
+    pub fn note_for_delivery(&mut self, batch_id: &str, index: u64, rec: &Record) -> Result<()> {
+        if self.deliver {
+            self.exec(
+                "INSERT INTO delivery_record(batch_id, idx, kind, key) VALUES(?1, ?2, ?3, ?4)
+                 ON CONFLICT(batch_id, idx) DO NOTHING",
+                params![batch_id, index, rec.kind.element(), rec.key()],
+            )?;
+        }
         Ok(())
     }
 
@@ -407,7 +432,7 @@ impl RecordTx<'_> {
         for (kind, n) in self.by_kind.iter().filter(|(_, n)| **n > 0) {
             self.exec(
                 "INSERT INTO daily_records(day, direction, kind, records) VALUES(?1, ?2, ?3, ?4)
-                 ON CONFLICT(day, direction, kind) DO UPDATE SET records = records + excluded.records",
+                 ON CONFLICT(day, direction, kind) DO UPDATE SET records = daily_records.records + excluded.records",
                 params![day, direction, kind, n],
             )?;
         }
@@ -435,7 +460,7 @@ impl RecordTx<'_> {
             return Ok(true);
         }
         let n = self.exec(
-            "INSERT OR IGNORE INTO temp.apply_seen(kind, key) VALUES(?1, ?2)",
+            "INSERT INTO apply_seen(kind, key) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
             params![kind, key],
         )?;
         Ok(n == 1)
@@ -443,7 +468,9 @@ impl RecordTx<'_> {
 
     pub fn reject(&mut self, batch_id: &str, rej: &RecordRejection) -> Result<()> {
         self.exec(
-            "INSERT OR REPLACE INTO record_result(batch_id, idx, key, code, message) VALUES(?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO record_result(batch_id, idx, key, code, message) VALUES(?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(batch_id, idx) DO UPDATE SET key = excluded.key, code = excluded.code,
+               message = excluded.message",
             params![batch_id, rej.index, rej.key, rej.code, rej.message],
         )?;
         self.rejected += 1;
@@ -473,13 +500,27 @@ impl RecordTx<'_> {
         )?;
         self.exec(
             "INSERT INTO channel_in(peer, last_seq) VALUES(?1, ?2)
-             ON CONFLICT(peer) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+             ON CONFLICT(peer) DO UPDATE SET last_seq =
+               CASE WHEN excluded.last_seq > channel_in.last_seq THEN excluded.last_seq ELSE channel_in.last_seq END",
             params![entry.peer, entry.seq],
         )?;
         self.exec(
             "DELETE FROM held WHERE peer = ?1 AND set_name = ?2",
             params![entry.peer, entry.set_name],
         )?;
+        if self.deliver && entry.accepted > 0 {
+            self.exec(
+                "INSERT INTO delivery(batch_id, peer, seq, file, state, at) VALUES(?1, ?2, ?3, ?4, 'pending', ?5)
+                 ON CONFLICT(batch_id) DO NOTHING",
+                params![
+                    entry.batch_id,
+                    entry.peer,
+                    entry.seq,
+                    format!("{}-{:08}-{}.xml", entry.peer, entry.seq, entry.batch_id),
+                    now()
+                ],
+            )?;
+        }
         self.save_daily("in")?;
         self.save_version()?;
         self.tx.commit()?;
@@ -489,11 +530,10 @@ impl RecordTx<'_> {
 
 impl Register for RecordTx<'_> {
     fn responsibility(&mut self, registration_code: &str) -> Result<Option<Responsibility>> {
-        Ok(self.row(
+        self.row(
                 "SELECT inspection_agency, temporary_agency FROM equipment WHERE registration_code = ?1",
-                [registration_code],
+                params![registration_code],
                 |r| Ok(Responsibility { agency: r.get(0)?, temporary: r.get(1)? }),
             )
-            .optional()?)
     }
 }

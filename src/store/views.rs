@@ -3,8 +3,8 @@
 
 use crate::context::error::Result;
 use crate::domain::spec::{column, RecordKind};
+use crate::store::db::params;
 use crate::store::Store;
-use rusqlite::{params, OptionalExtension};
 use std::fmt::Write;
 
 /// A stored value as an operator sees it: control characters escaped (a value
@@ -19,9 +19,9 @@ fn shown(value: String) -> String {
 /// All registration codes a piece of equipment has had, oldest first, ending
 /// with the current one (code changes followed both ways).
 pub fn code_chain(store: &Store, code: &str) -> Result<Vec<String>> {
-    let conn = store.conn();
+    let conn = store.db();
     let step = |sql: &str, from: &str| -> Result<Option<String>> {
-        Ok(conn.query_row(sql, [from], |r| r.get(0)).optional()?)
+        conn.opt(sql, params![from], |r| r.get(0))
     };
     let mut chain = vec![code.to_string()];
     while let Some(older) = step(
@@ -47,7 +47,7 @@ pub fn code_chain(store: &Store, code: &str) -> Result<Vec<String>> {
 
 /// `sedx equipment show CODE`: the latest data and the history.
 pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
-    let conn = store.conn();
+    let conn = store.db();
     let chain = code_chain(store, code)?;
     let current = chain.last().cloned().unwrap_or_default();
     let spec = RecordKind::Equipment.spec();
@@ -56,11 +56,9 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
         "SELECT {}, temporary_agency, origin, updated_at FROM equipment WHERE registration_code = ?1",
         cols.join(", ")
     );
-    let row: Option<Vec<Option<String>>> = conn
-        .query_row(&sql, [&current], |r| {
-            (0..cols.len() + 3).map(|i| r.get(i)).collect()
-        })
-        .optional()?;
+    let row: Option<Vec<Option<String>>> = conn.opt(&sql, params![&current], |r| {
+        (0..cols.len() + 3).map(|i| r.get(i)).collect()
+    })?;
     let Some(row) = row else { return Ok(None) };
     let mut out = String::new();
     let _ = writeln!(out, "equipment {}", crate::context::text::field(&current));
@@ -105,47 +103,64 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
             .map_or("-".into(), crate::context::clock::shanghai_text),
         row[cols.len() + 1].as_deref().unwrap_or("-")
     );
-    let marks = vec!["?"; chain.len()].join(",");
-    let params = rusqlite::params_from_iter(chain.iter());
-    let mut st = conn.prepare(&format!(
-        "SELECT change_id, field, old_value, new_value, date FROM code_history
-         WHERE old_value IN ({marks}) OR new_value IN ({marks}) ORDER BY date"
-    ))?;
-    let both: Vec<&String> = chain.iter().chain(chain.iter()).collect();
-    let rows = st.query_map(rusqlite::params_from_iter(both), |r| {
-        Ok(format!(
-            "  code change {} {}: {} → {} on {}",
-            shown(r.get::<_, String>(0)?),
-            shown(r.get::<_, String>(1)?),
-            shown(r.get::<_, String>(2)?),
-            shown(r.get::<_, String>(3)?),
-            shown(r.get::<_, String>(4)?)
-        ))
-    })?;
-    for r in rows {
-        let _ = writeln!(out, "{}", r?);
+    let marks = |from: usize| {
+        (from..from + chain.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let one: Vec<&dyn crate::store::db::ToParam> = chain
+        .iter()
+        .map(|c| c as &dyn crate::store::db::ToParam)
+        .collect();
+    let both: Vec<&dyn crate::store::db::ToParam> = one.iter().chain(one.iter()).copied().collect();
+    let lines = conn.all(
+        &format!(
+            "SELECT change_id, field, old_value, new_value, date FROM code_history
+         WHERE old_value IN ({}) OR new_value IN ({}) ORDER BY date",
+            marks(1),
+            marks(1 + chain.len())
+        ),
+        &both,
+        |r| {
+            Ok(format!(
+                "  code change {} {}: {} → {} on {}",
+                shown(r.get::<String>(0)?),
+                shown(r.get::<String>(1)?),
+                shown(r.get::<String>(2)?),
+                shown(r.get::<String>(3)?),
+                shown(r.get::<String>(4)?)
+            ))
+        },
+    )?;
+    for l in lines {
+        let _ = writeln!(out, "{l}");
     }
-    let mut st = conn.prepare(&format!(
-        "SELECT report_number, kind, date, conclusion, agency, national FROM inspection_report
-         WHERE registration_code IN ({marks}) ORDER BY date"
-    ))?;
-    let rows = st.query_map(params, |r| {
-        Ok(format!(
-            "  report {} {} {} {} by {}{}",
-            shown(r.get::<_, String>(0)?),
-            shown(r.get::<_, String>(1)?),
-            shown(r.get::<_, String>(2)?),
-            shown(r.get::<_, String>(3)?),
-            shown(r.get::<_, String>(4)?),
-            if r.get::<_, i64>(5)? == 1 {
-                " [national-level agency]"
-            } else {
-                ""
-            }
-        ))
-    })?;
-    for r in rows {
-        let _ = writeln!(out, "{}", r?);
+    let lines = conn.all(
+        &format!(
+            "SELECT report_number, kind, date, conclusion, agency, national FROM inspection_report
+         WHERE registration_code IN ({}) ORDER BY date",
+            marks(1)
+        ),
+        &one,
+        |r| {
+            Ok(format!(
+                "  report {} {} {} {} by {}{}",
+                shown(r.get::<String>(0)?),
+                shown(r.get::<String>(1)?),
+                shown(r.get::<String>(2)?),
+                shown(r.get::<String>(3)?),
+                shown(r.get::<String>(4)?),
+                if r.get::<i64>(5)? == 1 {
+                    " [national-level agency]"
+                } else {
+                    ""
+                }
+            ))
+        },
+    )?;
+    for l in lines {
+        let _ = writeln!(out, "{l}");
     }
     responsibility_history(store, &chain, &mut out)?;
     Ok(Some(out))
@@ -154,33 +169,46 @@ pub fn equipment_show(store: &Store, code: &str) -> Result<Option<String>> {
 /// The equipment's responsibility decisions (R12, R13), oldest first, and what
 /// still awaits a decision.
 fn responsibility_history(store: &Store, chain: &[String], out: &mut String) -> Result<()> {
-    let marks = vec!["?"; chain.len()].join(",");
-    let mut st = store.conn().prepare(&format!(
+    let n = chain.len();
+    let marks = |k: usize| {
+        (k * n + 1..=k * n + n)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let sql = format!(
         "SELECT date, 'assignment ' || assignment_id || ': responsible agency ' || agency
                 || coalesce(' (proposal ' || proposal_id || ')', '')
-         FROM responsibility_assignment WHERE registration_code IN ({marks})
+         FROM responsibility_assignment WHERE registration_code IN ({})
          UNION ALL
          SELECT date, 'temporary change ' || change_id || ': ' || action || ' ' || agency
                 || coalesce(' (request ' || request_id || ')', '')
-         FROM responsibility_change WHERE registration_code IN ({marks})
+         FROM responsibility_change WHERE registration_code IN ({})
          UNION ALL
          SELECT date, 'proposal ' || proposal_id || ' from ' || origin || ': ' || proposed_agency
-         FROM responsibility_proposal WHERE registration_code IN ({marks})
+         FROM responsibility_proposal WHERE registration_code IN ({})
          UNION ALL
          SELECT date, 'change request ' || request_id || ' from ' || origin || ': ' || agency
-         FROM responsibility_change_request WHERE registration_code IN ({marks})
-         ORDER BY 1, 2"
-    ))?;
-    let all: Vec<&String> = (0..4).flat_map(|_| chain.iter()).collect();
-    let rows = st.query_map(rusqlite::params_from_iter(all), |r| {
+         FROM responsibility_change_request WHERE registration_code IN ({})
+         ORDER BY 1, 2",
+        marks(0),
+        marks(1),
+        marks(2),
+        marks(3)
+    );
+    let all: Vec<&dyn crate::store::db::ToParam> = (0..4)
+        .flat_map(|_| chain.iter())
+        .map(|c| c as &dyn crate::store::db::ToParam)
+        .collect();
+    let lines = store.db().all(&sql, &all, |r| {
         Ok(format!(
             "  {} {}",
-            shown(r.get::<_, String>(0)?),
-            shown(r.get::<_, String>(1)?)
+            shown(r.get::<String>(0)?),
+            shown(r.get::<String>(1)?)
         ))
     })?;
-    for r in rows {
-        let _ = writeln!(out, "{}", r?);
+    for l in lines {
+        let _ = writeln!(out, "{l}");
     }
     for code in chain {
         for u in undecided(store, Some(code))? {
@@ -229,12 +257,11 @@ WHERE NOT EXISTS (SELECT 1 FROM responsibility_change c
 /// `code` limits it to one piece of equipment.
 pub fn undecided(store: &Store, code: Option<&str>) -> Result<Vec<Undecided>> {
     let sql = format!(
-        "SELECT * FROM ({UNDECIDED}) WHERE ?1 IS NULL OR registration_code = ?1 ORDER BY 5, 2"
+        "SELECT * FROM ({UNDECIDED}) AS u WHERE CAST(?1 AS TEXT) IS NULL OR registration_code = ?1 ORDER BY 5, 2"
     );
-    let mut st = store.conn().prepare(&sql)?;
-    let rows = st.query_map([code], |r| {
-        let get = |i: usize| -> rusqlite::Result<String> {
-            Ok(shown(r.get::<_, Option<String>>(i)?.unwrap_or_default()))
+    store.db().all(&sql, params![code], |r| {
+        let get = |i: usize| -> Result<String> {
+            Ok(shown(r.get::<Option<String>>(i)?.unwrap_or_default()))
         };
         Ok(Undecided {
             kind: if get(0)? == "proposal" {
@@ -248,8 +275,7 @@ pub fn undecided(store: &Store, code: Option<&str>) -> Result<Vec<Undecided>> {
             date: get(4)?,
             from: get(5)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
 /// One construction notice awaiting its installation inspection.
@@ -266,8 +292,7 @@ pub struct Awaiting {
 /// The acceptance queue (业务受理, R11): construction notices for which no
 /// installation-supervision report exists yet.
 pub fn acceptance(store: &Store) -> Result<Vec<Awaiting>> {
-    let mut st = store.conn().prepare(
-        "SELECT n.notice_number, n.category, n.user_unit, n.address, n.planned_start, n.inspection_agency
+    store.db().all("SELECT n.notice_number, n.category, n.user_unit, n.address, n.planned_start, n.inspection_agency
          FROM construction_notice n
          WHERE NOT EXISTS (
            SELECT 1 FROM inspection_report r
@@ -275,11 +300,9 @@ pub fn acceptance(store: &Store) -> Result<Vec<Awaiting>> {
            WHERE r.kind = 'installation-supervision'
              AND (r.registration_code = n.registration_code
                   OR (e.factory_serial = n.factory_serial AND e.category = n.category)))
-         ORDER BY n.planned_start, n.notice_number",
-    )?;
-    let rows = st.query_map([], |r| {
-        let get = |i: usize| -> rusqlite::Result<String> {
-            Ok(shown(r.get::<_, Option<String>>(i)?.unwrap_or_default()))
+         ORDER BY n.planned_start, n.notice_number", params![], |r| {
+        let get = |i: usize| -> Result<String> {
+            Ok(shown(r.get::<Option<String>>(i)?.unwrap_or_default()))
         };
         Ok(Awaiting {
             notice: get(0)?,
@@ -289,52 +312,44 @@ pub fn acceptance(store: &Store) -> Result<Vec<Awaiting>> {
             planned_start: get(4)?,
             agency: get(5)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
 /// `sedx discrepancies`: fields a peer sent that were not its to change (R4),
 /// and the discrepancy notices agencies sent (R6).
 pub fn discrepancies(store: &Store) -> Result<Vec<String>> {
-    let conn = store.conn();
-    let mut out = Vec::new();
-    let mut st = conn.prepare(
+    let conn = store.db();
+    let mut out = conn.all(
         "SELECT at, peer, kind, key, field, coalesce(stored, ''), coalesce(received, '') FROM discrepancy ORDER BY id",
-    )?;
-    let rows = st.query_map([], |r| {
+        params![],
+        |r| {
         Ok(format!(
             "{} from {}: {} {} {}: on record {:?}, received {:?} (not applied)",
-            shown(r.get::<_, String>(0)?),
-            shown(r.get::<_, String>(1)?),
-            shown(r.get::<_, String>(2)?),
-            shown(r.get::<_, String>(3)?),
-            shown(r.get::<_, String>(4)?),
-            shown(r.get::<_, String>(5)?),
-            shown(r.get::<_, String>(6)?)
+            shown(r.get::<String>(0)?),
+            shown(r.get::<String>(1)?),
+            shown(r.get::<String>(2)?),
+            shown(r.get::<String>(3)?),
+            shown(r.get::<String>(4)?),
+            shown(r.get::<String>(5)?),
+            shown(r.get::<String>(6)?)
         ))
     })?;
-    for r in rows {
-        out.push(r?);
-    }
-    let mut st = conn.prepare(
+    out.extend(conn.all(
         "SELECT date, agency, registration_code, field, coalesce(value_on_record, ''), coalesce(value_found, ''), notice_id
          FROM discrepancy_notice ORDER BY date, notice_id",
-    )?;
-    let rows = st.query_map([], |r| {
+        params![],
+        |r| {
         Ok(format!(
             "{} notice {} from {}: equipment {} {}: on record {:?}, found {:?}",
-            shown(r.get::<_, String>(0)?),
-            shown(r.get::<_, String>(6)?),
-            shown(r.get::<_, String>(1)?),
-            shown(r.get::<_, String>(2)?),
-            shown(r.get::<_, String>(3)?),
-            shown(r.get::<_, String>(4)?),
-            shown(r.get::<_, String>(5)?)
+            shown(r.get::<String>(0)?),
+            shown(r.get::<String>(6)?),
+            shown(r.get::<String>(1)?),
+            shown(r.get::<String>(2)?),
+            shown(r.get::<String>(3)?),
+            shown(r.get::<String>(4)?),
+            shown(r.get::<String>(5)?)
         ))
-    })?;
-    for r in rows {
-        out.push(r?);
-    }
+    })?);
     Ok(out)
 }
 
@@ -359,49 +374,58 @@ pub struct ExchangeTotals {
 
 /// [`ExchangeTotals`] of this node.
 pub fn exchange_totals(store: &Store) -> Result<ExchangeTotals> {
-    let conn = store.conn();
-    let mut t = ExchangeTotals::default();
-    let mut st = conn.prepare(
-        "SELECT peer, kind, count(*) FROM outbox WHERE shipped_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-        t.sets_sent.push(r?);
-    }
-    let mut st =
-        conn.prepare("SELECT peer, status, count(*) FROM journal GROUP BY 1, 2 ORDER BY 1, 2")?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-        t.batches_received.push(r?);
-    }
-    let mut st = conn.prepare(
-        "SELECT peer, coalesce(sum(accepted), 0), coalesce(sum(rejected), 0) FROM journal GROUP BY 1 ORDER BY 1",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
-        t.records.push(r?);
-    }
-    let mut st = conn.prepare(
-        "SELECT ack_status, count(*) FROM outbox WHERE kind = 'batch' AND ack_status IS NOT NULL GROUP BY 1 ORDER BY 1",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        t.acks_received.push(r?);
-    }
-    let mut st = conn.prepare(
-        "SELECT (julianday(ack_at) - julianday(shipped_at)) * 86400.0 FROM outbox
+    let conn = store.db();
+    let secs = |t: &str| {
+        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(|t| t.unix_timestamp() as f64)
+            .ok()
+    };
+    let mut ack_latency_secs = Vec::new();
+    conn.each(
+        "SELECT shipped_at, ack_at FROM outbox
          WHERE kind = 'batch' AND ack_at IS NOT NULL AND shipped_at IS NOT NULL",
+        params![],
+        |r| {
+            if let (Some(a), Some(b)) = (secs(&r.get::<String>(0)?), secs(&r.get::<String>(1)?)) {
+                ack_latency_secs.push((b - a).max(0.0));
+            }
+            Ok(())
+        },
     )?;
-    for r in st.query_map([], |r| r.get::<_, f64>(0))? {
-        t.ack_latency_secs.push(r?.max(0.0));
-    }
-    let mut st = conn.prepare(
-        "SELECT peer, count(*) FROM outbox WHERE kind = 'batch' AND state != 'sealing' GROUP BY 1 ORDER BY 1",
-    )?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        t.sets_sealed.push(r?);
-    }
-    let mut st = conn.prepare("SELECT code, count(*) FROM quarantine GROUP BY 1 ORDER BY 1")?;
-    for r in st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
-        t.quarantined.push(r?);
-    }
-    Ok(t)
+    Ok(ExchangeTotals {
+        sets_sent: conn.all(
+            "SELECT peer, kind, count(*) FROM outbox WHERE shipped_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?,
+        batches_received: conn.all(
+            "SELECT peer, status, count(*) FROM journal GROUP BY 1, 2 ORDER BY 1, 2",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?,
+        records: conn.all(
+            "SELECT peer, CAST(coalesce(sum(accepted), 0) AS BIGINT), CAST(coalesce(sum(rejected), 0) AS BIGINT)
+             FROM journal GROUP BY 1 ORDER BY 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?,
+        acks_received: conn.all(
+            "SELECT ack_status, count(*) FROM outbox WHERE kind = 'batch' AND ack_status IS NOT NULL GROUP BY 1 ORDER BY 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        ack_latency_secs,
+        sets_sealed: conn.all(
+            "SELECT peer, count(*) FROM outbox WHERE kind = 'batch' AND state != 'sealing' GROUP BY 1 ORDER BY 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+        quarantined: conn.all(
+            "SELECT code, count(*) FROM quarantine GROUP BY 1 ORDER BY 1",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+    })
 }
 
 /// One batch in the console's list, either way.
@@ -426,17 +450,14 @@ pub struct BatchRow {
 /// id, the set name or the peer.
 pub fn batches(store: &Store, search: &str, limit: u32) -> Result<Vec<BatchRow>> {
     let like = format!("%{}%", search.replace(['%', '_'], ""));
-    let mut st = store.conn().prepare(
-        "SELECT 'out', batch_id, peer, seq, set_name, created_at, coalesce(ack_status, state), NULL, NULL
+    store.db().all("SELECT 'out', batch_id, peer, seq, set_name, created_at, coalesce(ack_status, state), NULL, NULL
          FROM outbox WHERE kind = 'batch' AND (batch_id LIKE ?1 OR set_name LIKE ?1 OR peer LIKE ?1)
          UNION ALL
          SELECT 'in', batch_id, peer, seq, set_name, received_at, status, accepted, rejected
          FROM journal WHERE batch_id LIKE ?1 OR set_name LIKE ?1 OR peer LIKE ?1
-         ORDER BY 6 DESC, 5 DESC LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![like, limit], |r| {
+         ORDER BY 6 DESC, 5 DESC LIMIT ?2", params![like, limit], |r| {
         Ok(BatchRow {
-            direction: if r.get::<_, String>(0)? == "out" {
+            direction: if r.get::<String>(0)? == "out" {
                 "out"
             } else {
                 "in"
@@ -450,8 +471,7 @@ pub fn batches(store: &Store, search: &str, limit: u32) -> Result<Vec<BatchRow>>
             accepted: r.get(7)?,
             rejected: r.get(8)?,
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    })
 }
 
 /// A batch's life, as far as this node saw it.
@@ -470,35 +490,33 @@ pub struct BatchDetail {
 
 /// The detail of batch `id` (sent or received), None if unknown.
 pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
-    let conn = store.conn();
+    let conn = store.db();
     let mut d = BatchDetail {
         batch_id: id.to_string(),
         ..Default::default()
     };
-    let sent = conn
-        .query_row(
-            "SELECT peer, set_name, src_name, created_at, shipped_at, ship_count, ack_status, ack_at,
+    let sent = conn.opt(
+        "SELECT peer, set_name, src_name, created_at, shipped_at, ship_count, ack_status, ack_at,
                     coalesce(ack_detail, ''), resent_at, state, dropped_at
              FROM outbox WHERE batch_id = ?1 AND kind = 'batch' ORDER BY created_at LIMIT 1",
-            [id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, u64>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                    r.get::<_, String>(8)?,
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, String>(10)?,
-                    r.get::<_, Option<String>>(11)?,
-                ))
-            },
-        )
-        .optional()?;
+        params![id],
+        |r| {
+            Ok((
+                r.get::<String>(0)?,
+                r.get::<String>(1)?,
+                r.get::<Option<String>>(2)?,
+                r.get::<String>(3)?,
+                r.get::<Option<String>>(4)?,
+                r.get::<u64>(5)?,
+                r.get::<Option<String>>(6)?,
+                r.get::<Option<String>>(7)?,
+                r.get::<String>(8)?,
+                r.get::<Option<String>>(9)?,
+                r.get::<String>(10)?,
+                r.get::<Option<String>>(11)?,
+            ))
+        },
+    )?;
     if let Some((
         peer,
         set,
@@ -547,9 +565,9 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
         }
     }
     if let Some(j) = store.journal(id)? {
-        let received: String = conn.query_row(
+        let received: String = conn.one(
             "SELECT received_at FROM journal WHERE batch_id = ?1",
-            [id],
+            params![id],
             |r| r.get(0),
         )?;
         let what = match &j.reason_code {
@@ -581,13 +599,11 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
             what.clone(),
         ));
         let answered: Option<String> = conn
-            .query_row(
+            .opt(
                 "SELECT shipped_at FROM outbox WHERE batch_id = 'ack:' || ?1 AND kind = 'ack' AND shipped_at IS NOT NULL
                  ORDER BY shipped_at LIMIT 1",
-                [id],
-                |r| r.get(0),
-            )
-            .optional()?;
+                params![id],
+                |r| r.get(0))?;
         if let Some(t) = answered {
             d.timeline.push((
                 "acknowledged",
@@ -617,15 +633,16 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
         return Ok(None);
     }
     for spec in crate::domain::spec::SPECS {
-        let mut st = conn.prepare(&format!(
+        let sql = format!(
             "SELECT {} FROM {} WHERE source_batch = ?1 LIMIT 500",
             column(spec.key),
             spec.table
-        ))?;
-        for key in st.query_map([id], |r| r.get::<_, Option<String>>(0))? {
-            d.records
-                .push((spec.element.to_string(), shown(key?.unwrap_or_default())));
-        }
+        );
+        conn.each(&sql, params![id], |r| {
+            let key = r.get::<Option<String>>(0)?.unwrap_or_default();
+            d.records.push((spec.element.to_string(), shown(key)));
+            Ok(())
+        })?;
     }
     Ok(Some(d))
 }
@@ -633,39 +650,45 @@ pub fn batch_detail(store: &Store, id: &str) -> Result<Option<BatchDetail>> {
 /// Records applied per Shanghai day in the last `days` days:
 /// (day, direction "in" or "out", kind, records), oldest first.
 pub fn daily_records(store: &Store, days: u32) -> Result<Vec<(String, String, String, u64)>> {
-    let mut st = store.conn().prepare(
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC))
+        .date();
+    let first = today
+        .checked_sub(time::Duration::days(i64::from(days.saturating_sub(1))))
+        .unwrap_or(today);
+    let first = format!(
+        "{:04}-{:02}-{:02}",
+        first.year(),
+        u8::from(first.month()),
+        first.day()
+    );
+    store.db().all(
         "SELECT day, direction, kind, records FROM daily_records
-         WHERE day >= date('now', '+8 hours', ?1) ORDER BY day, direction, kind",
-    )?;
-    let rows = st.query_map([format!("-{} days", days.saturating_sub(1))], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+         WHERE day >= ?1 ORDER BY day, direction, kind",
+        params![first],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
 }
 
 /// Records applied by kind, all time (for `/metrics`).
 pub fn records_by_kind(store: &Store) -> Result<Vec<(String, String, u64)>> {
-    let mut st = store.conn().prepare(
-        "SELECT direction, kind, sum(records) FROM daily_records GROUP BY 1, 2 ORDER BY 1, 2",
-    )?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    store.db().all("SELECT direction, kind, CAST(sum(records) AS BIGINT) FROM daily_records GROUP BY 1, 2 ORDER BY 1, 2", params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
 }
 
 /// Registration codes of the equipment whose use certificate number, factory
 /// serial or user unit name contains `text` (at most `limit`).
 pub fn equipment_search(store: &Store, text: &str, limit: u32) -> Result<Vec<(String, String)>> {
     let like = format!("%{}%", text.replace(['%', '_'], ""));
-    let mut st = store.conn().prepare(
+    store.db().all(
         "SELECT registration_code, coalesce(user_unit, '') FROM equipment
          WHERE use_certificate LIKE ?1 OR factory_serial LIKE ?1 OR user_unit LIKE ?1
          ORDER BY registration_code LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![like, limit], |r| {
-        Ok((
-            shown(r.get::<_, Option<String>>(0)?.unwrap_or_default()),
-            shown(r.get(1)?),
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        params![like, limit],
+        |r| {
+            Ok((
+                shown(r.get::<Option<String>>(0)?.unwrap_or_default()),
+                shown(r.get(1)?),
+            ))
+        },
+    )
 }

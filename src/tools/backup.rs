@@ -41,6 +41,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 /// Write a backup of the node in `node_dir` into the new folder `dest`.
 pub fn backup(node_dir: &Path, dest: &Path) -> Result<u64> {
     let cfg = Config::load(node_dir)?;
+    if cfg.postgres_url().is_some() {
+        // The database is the server's to back up, consistently with its replicas.
+        return Err(Error::Config(
+            "this node's store is on PostgreSQL: back the database up with pg_dump (or the cluster's own backups) and the node folder with your file backup; docs/operations.md says how".into(),
+        ));
+    }
     if dest.exists() {
         return Err(Error::Other(format!(
             "{} already exists; backups never overwrite",

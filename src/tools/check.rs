@@ -218,11 +218,25 @@ pub fn run(dir: &Path, connect: bool) -> Vec<Finding> {
     if let Some(parent) = keys.parent() {
         private_file(&mut out, "keys folder", parent, true);
     }
-    for (what, p) in [
+    let mut files = vec![
         ("signing key", &cfg.node.signing_key),
         ("login key", &cfg.node.login_key),
-        ("store", &cfg.node.store),
-    ] {
+    ];
+    match cfg.postgres_url() {
+        None => files.push(("store", &cfg.node.store)),
+        Some(url) => match crate::store::Store::open_postgres(url) {
+            Ok(_) => out.push(Finding::ok(
+                "store",
+                format!("PostgreSQL at {}", crate::context::node::redact(url)),
+            )),
+            Err(e) => out.push(Finding::fail(
+                "store",
+                format!("PostgreSQL at {}: {e}", crate::context::node::redact(url)),
+                Some("check that the server runs and the URL's user, password and database".into()),
+            )),
+        },
+    }
+    for (what, p) in files {
         private_file(&mut out, what, &layout.resolve(p), false);
     }
     for (what, p) in [

@@ -5,7 +5,7 @@
 use crate::context::error::{IoContext, Result};
 use crate::context::node::Node;
 use crate::domain::spec::SPECS;
-use crate::send::record_xml;
+use crate::wire::document::record_xml;
 use crate::wire::document::BATCH_NS;
 use quick_xml::Writer;
 use std::fs::File;

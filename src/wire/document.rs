@@ -393,6 +393,31 @@ pub fn text_element<W: Write>(w: &mut Writer<W>, name: &str, text: &str) -> std:
     Ok(())
 }
 
+/// Serialise a record as its batch element (fields in schema order). Written
+/// directly: element names come from the spec, values are escaped.
+pub fn record_xml<W: std::io::Write>(
+    w: &mut quick_xml::Writer<W>,
+    rec: &crate::domain::Record,
+) -> std::io::Result<()> {
+    let out = w.get_mut();
+    let el = rec.kind.element().as_bytes();
+    out.write_all(b"<")?;
+    out.write_all(el)?;
+    out.write_all(b">")?;
+    for (k, v) in &rec.fields {
+        out.write_all(b"<")?;
+        out.write_all(k.as_bytes())?;
+        out.write_all(b">")?;
+        out.write_all(quick_xml::escape::escape(v.as_str()).as_bytes())?;
+        out.write_all(b"</")?;
+        out.write_all(k.as_bytes())?;
+        out.write_all(b">")?;
+    }
+    out.write_all(b"</")?;
+    out.write_all(el)?;
+    out.write_all(b">\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

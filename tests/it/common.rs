@@ -103,6 +103,9 @@ impl Drop for Sshd {
 /// Fields drop in order: the server stops before its folder is removed.
 pub struct Pair {
     pub sshd: Sshd,
+    /// With SEDX_TEST_STORE=postgres: the server holding both nodes' stores
+    /// (kept for its life; dropped after the sshd, before the folders go).
+    _pg: Option<PgServer>,
     pub insp: PathBuf,
     pub sup: PathBuf,
     pub tmp: tempfile::TempDir,
@@ -129,18 +132,29 @@ impl Pair {
             existing: false,
         };
         let (insp, sup) = pair(&args).unwrap();
+        let pg = on_postgres().then(|| PgServer::start(&tmp.path().join("pg")));
         for dir in [&insp, &sup] {
             let mut cfg = Config::load(dir).unwrap();
+            if let Some(pg) = &pg {
+                // Each node its own database; the SQLite file it was made with goes.
+                cfg.node.store = pg.database(&cfg.node.id).into();
+                std::fs::remove_file(dir.join("store.sqlite")).unwrap();
+            }
             cfg.node.settle_ms = 50;
             // Tests run at any hour and retry at once; the window and backoff
             // have tests of their own.
             cfg.node.window = "always".into();
             cfg.node.retry_base_secs = 0;
             cfg.save(dir).unwrap();
+            if pg.is_some() {
+                // As `sedx init` makes the SQLite store: the schema from the start.
+                Node::open(dir).unwrap();
+            }
         }
         Pair {
             tmp,
             sshd,
+            _pg: pg,
             insp,
             sup,
         }
@@ -184,14 +198,180 @@ pub fn sedx(node: &Path, args: &[&str]) -> std::process::Output {
         .expect("run sedx")
 }
 
+/// Whether the tests' nodes keep their stores on PostgreSQL
+/// (`SEDX_TEST_STORE=postgres`, scripts/test.sh's second round) or in SQLite files.
+pub fn on_postgres() -> bool {
+    std::env::var("SEDX_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
+/// A throwaway PostgreSQL server (scripts/pg.sh), stopped by its PID when dropped.
+pub struct PgServer {
+    dir: PathBuf,
+    url: String,
+}
+
+impl PgServer {
+    pub fn start(dir: &Path) -> PgServer {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/pg.sh"))
+            .arg("start")
+            .arg(dir)
+            .output()
+            .expect("run scripts/pg.sh");
+        assert!(
+            out.status.success(),
+            "pg.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PGURL="))
+            .expect("pg.sh prints PGURL")
+            .to_string();
+        PgServer {
+            dir: dir.to_path_buf(),
+            url,
+        }
+    }
+
+    /// A new database on this server; its URL.
+    pub fn database(&self, name: &str) -> String {
+        let mut c = postgres::Client::connect(&self.url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .unwrap();
+        format!("{}/{name}", self.url.rsplit_once('/').unwrap().0)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/pg.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A SQL connection to a node's store, on either backend: `db` is the node's
+/// store.sqlite path, whose folder's sedx.toml may name a PostgreSQL store instead.
+enum StoreSql {
+    Lite(rusqlite::Connection),
+    Pg(postgres::Client),
+}
+
+fn store_sql(db: &Path) -> StoreSql {
+    let cfg = db.parent().and_then(|node| Config::load(node).ok());
+    match cfg.as_ref().and_then(|c| c.postgres_url()) {
+        Some(url) => StoreSql::Pg(postgres::Client::connect(url, postgres::NoTls).unwrap()),
+        None => StoreSql::Lite(rusqlite::Connection::open(db).unwrap()),
+    }
+}
+
 pub fn sql_count(db: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    match store_sql(db) {
+        StoreSql::Lite(c) => c.query_row(sql, [], |r| r.get(0)).unwrap(),
+        StoreSql::Pg(mut c) => {
+            let row = c
+                .query_one(sql, &[])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            row.try_get::<_, i64>(0)
+                .or_else(|_| row.try_get::<_, Option<i64>>(0).map(|v| v.unwrap_or(0)))
+                .or_else(|_| row.try_get::<_, i32>(0).map(i64::from))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        }
+    }
+}
+
+/// Run a statement (`?N` placeholders, text parameters) on a node's store, as
+/// a local system writing into it would.
+pub fn sql_exec(db: &Path, sql: &str, params: &[&str]) -> u64 {
+    match store_sql(db) {
+        StoreSql::Lite(c) => c
+            .execute(sql, rusqlite::params_from_iter(params.iter()))
+            .unwrap() as u64,
+        StoreSql::Pg(mut c) => {
+            let mut pg = String::new();
+            let mut chars = sql.chars().peekable();
+            while let Some(ch) = chars.next() {
+                pg.push(
+                    if ch == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+                        '$'
+                    } else {
+                        ch
+                    },
+                );
+            }
+            let ps: Vec<&(dyn postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+                .collect();
+            c.execute(&pg, &ps)
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        }
+    }
+}
+
+/// Every row of a query, each column as text (NULL as "").
+pub fn sql_rows(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    match store_sql(db) {
+        StoreSql::Lite(c) => {
+            let mut st = c.prepare(sql).unwrap();
+            let n = st.column_count();
+            st.query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Null => String::new(),
+                            rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                            rusqlite::types::ValueRef::Text(t)
+                            | rusqlite::types::ValueRef::Blob(t) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+        }
+        StoreSql::Pg(mut c) => c
+            .query(sql, &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        r.try_get::<_, Option<String>>(i)
+                            .map(Option::unwrap_or_default)
+                            .or_else(|_| {
+                                r.try_get::<_, Option<i64>>(i)
+                                    .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                            })
+                            .or_else(|_| {
+                                r.try_get::<_, Option<i32>>(i)
+                                    .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                            })
+                            .unwrap_or_else(|e| panic!("{sql}: column {i}: {e}"))
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
 }
 
 pub fn sql_text(db: &Path, sql: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).ok()
+    match store_sql(db) {
+        StoreSql::Lite(c) => c.query_row(sql, [], |r| r.get(0)).ok(),
+        StoreSql::Pg(mut c) => c
+            .query_opt(sql, &[])
+            .ok()
+            .flatten()
+            .and_then(|r| r.try_get::<_, Option<String>>(0).ok().flatten()),
+    }
 }
 
 pub fn files_in(dir: &Path) -> Vec<String> {

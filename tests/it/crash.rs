@@ -128,3 +128,105 @@ fn sender_killed_while_moving_a_set_to_sent() {
 fn receiver_killed_while_archiving_a_set() {
     killed_at("mid-move", sup);
 }
+
+/// `deliver = "folder"`: each applied batch's records land in delivered/ as a
+/// batch document with its sha256 marker, exactly once, also when the receiver
+/// is killed between the apply and the delivery, or after the file but before
+/// the store knew; a later batch applied meanwhile does not take its records.
+#[test]
+fn delivery_to_a_folder_survives_a_crash_between_apply_and_delivery() {
+    let p = Pair::new();
+    configure(&p.sup, |c| {
+        c.node.deliver = sedx::context::config::Deliver::Folder
+    });
+    let delivered = p.sup.join("delivered");
+    let files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&delivered)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // Batch 1: killed after its apply, before its delivery.
+    p.drop_batch("b1.xml", &equipment_batch(1, 3));
+    let out = run_once(&p.insp, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    crashed(&run_once(&p.sup, Some("before-deliver")), "before-deliver");
+    let db = p.sup.join("store.sqlite");
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM journal"), 1, "applied");
+    assert!(files().is_empty(), "{:?}", files());
+    // Batch 2 waits in inbound while the node is down; the next start delivers
+    // batch 1 first, then applies and delivers batch 2, which changes an
+    // equipment of batch 1.
+    let mut second = equipment_batch(3, 2);
+    second = second.replace("上海测试单位", "上海新测试单位");
+    p.drop_batch("b2.xml", &second);
+    let out = run_once(&p.insp, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Killed again, this time after batch 2's file and marker, before the store
+    // noted them.
+    crashed(&run_once(&p.sup, Some("after-deliver#2")), "after-deliver");
+    // A local system takes batch 2's document and marker at once (it saw the
+    // marker); the restarted node must not deliver them again.
+    let taken = p.tmp.path().join("taken");
+    std::fs::create_dir_all(&taken).unwrap();
+    for n in files().iter().filter(|n| n.contains("-00000002-")) {
+        std::fs::rename(delivered.join(n), taken.join(n)).unwrap();
+    }
+    let out = run_once(&p.sup, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_once(&p.sup, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        files().len(),
+        2,
+        "batch 2 not delivered again: {:?}",
+        files()
+    );
+    for n in std::fs::read_dir(&taken).unwrap().flatten() {
+        std::fs::rename(n.path(), delivered.join(n.file_name())).unwrap();
+    }
+    let names = files();
+    assert_eq!(names.len(), 4, "two documents and their markers: {names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "no temporary left: {names:?}"
+    );
+    assert_eq!(
+        sql_count(
+            &db,
+            "SELECT count(*) FROM delivery WHERE state = 'delivered'"
+        ),
+        2
+    );
+    let doc = |seq: &str| {
+        let name = names
+            .iter()
+            .find(|n| n.contains(&format!("-{seq}-")) && n.ends_with(".xml"))
+            .unwrap_or_else(|| panic!("seq {seq} in {names:?}"));
+        let text = std::fs::read_to_string(delivered.join(name)).unwrap();
+        // The marker is sha256sum's line for the file.
+        let marker = std::fs::read_to_string(delivered.join(format!("{name}.sha256"))).unwrap();
+        use sha2::Digest;
+        let sum = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        assert_eq!(marker, format!("{sum}  {name}\n"));
+        text
+    };
+    let first = doc("00000001");
+    assert_eq!(first.matches("<equipment>").count(), 3, "{first}");
+    assert!(first.contains("31103101012006050001"), "{first}");
+    let second = doc("00000002");
+    assert_eq!(second.matches("<equipment>").count(), 2, "{second}");
+    // As applied: the user unit is supervision's (R4), so equipment 3 keeps it.
+    assert!(second.contains("31103101012006050003</registrationCode><category>3110</category><userUnit>上海测试单位3<"), "{second}");
+    assert!(second.contains("上海新测试单位4"), "{second}");
+    // Valid against the batch schema, as any drop.
+    for name in names.iter().filter(|n| n.ends_with(".xml")) {
+        let out = sedx_plain(&["validate", delivered.join(name).to_str().unwrap()]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+}

@@ -216,9 +216,10 @@ fn temporary_change_lets_only_the_named_agency_upload_until_reclaimed() {
     let db = p.sup.join("store.sqlite");
     let stored = sql_text(
         &db,
-        "SELECT group_concat(report_number) FROM inspection_report",
+        "SELECT report_number FROM inspection_report ORDER BY 1",
     )
     .unwrap_or_default();
+    assert_eq!(sql_count(&db, "SELECT count(*) FROM inspection_report"), 1);
     assert_eq!(
         stored, "R2",
         "only the report made under the temporary change is accepted"
@@ -480,18 +481,17 @@ fn delta_export_sends_only_what_changed_since_the_last_acknowledged_export() {
     let p = Pair::new();
     // A supervision system with no exporter of its own writes into the store.
     let db = p.sup.join("store.sqlite");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    conn.execute(
+    sql_exec(
+        &db,
         "INSERT INTO equipment(registration_code, category, user_unit, use_status, inspection_agency) VALUES(?1, '3110', '上海外滩置业有限公司', '在用', ?2)",
-        [E1, CI],
-    )
-    .unwrap();
-    conn.execute(
+        &[E1, CI],
+    );
+    sql_exec(
+        &db,
         "INSERT INTO construction_notice(notice_number, category, user_unit, address, construction_unit, construction_kind, planned_start, inspection_agency)
          VALUES('SG-9', '3110', '上海某公司', '黄浦区某路1号', '上海三菱电梯有限公司', 'installation', '2006-08-01', ?1)",
-        [CI],
-    )
-    .unwrap();
+        &[CI],
+    );
     let out = stdout(sedx(&p.sup, &["export"]));
     assert!(out.starts_with("2 record(s) in 1 batch file(s)"), "{out}");
     exchange_down(&p);
@@ -509,11 +509,11 @@ fn delta_export_sends_only_what_changed_since_the_last_acknowledged_export() {
         out.starts_with("0 record(s)"),
         "nothing changed since the acknowledged export: {out}"
     );
-    conn.execute(
+    sql_exec(
+        &db,
         "UPDATE equipment SET use_status = '停用' WHERE registration_code = ?1",
-        [E1],
-    )
-    .unwrap();
+        &[E1],
+    );
     let out = stdout(sedx(&p.sup, &["export"]));
     assert!(out.starts_with("1 record(s) in 1 batch file(s)"), "{out}");
     exchange_down(&p);
@@ -570,4 +570,53 @@ fn supervision_routes_each_record_to_the_responsible_agency() {
         sql_text(&idb, "SELECT registration_code FROM use_registration").unwrap(),
         E1
     );
+}
+
+/// The front database interface (front_v1_* views, docs/integration.md): a local
+/// system writes its records with plain SQL, `sedx export` sends them, and the
+/// peer's local system reads what was applied by change number.
+#[test]
+fn a_local_system_writes_and_reads_through_the_front_views() {
+    let p = Pair::new();
+    let sdb = p.sup.join("store.sqlite");
+    let idb = p.insp.join("store.sqlite");
+    sql_exec(
+        &sdb,
+        "INSERT INTO front_v1_equipment(registration_code, category, user_unit, use_status, inspection_agency)
+         VALUES(?1, '3110', '上海外滩置业有限公司', '在用', ?2)",
+        &[E1, CI],
+    );
+    let out = stdout(sedx(&p.sup, &["export"]));
+    assert!(out.starts_with("1 record(s) in 1 batch file(s)"), "{out}");
+    exchange_down(&p);
+    let read = |after: i64| {
+        sql_rows(
+            &idb,
+            &format!(
+                "SELECT change_no, registration_code, use_status, source FROM front_v1_equipment
+                 WHERE change_no > {after} ORDER BY change_no"
+            ),
+        )
+    };
+    let rows = read(0);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(&rows[0][1..], [E1, "在用", SUP]);
+    let last: i64 = rows[0][0].parse().unwrap();
+    assert!(read(last).is_empty(), "nothing after the last change seen");
+    // The supervision system changes one field: the row keeps the others.
+    sql_exec(
+        &sdb,
+        "INSERT INTO front_v1_equipment(registration_code, use_status) VALUES(?1, '停用')",
+        &[E1],
+    );
+    assert_eq!(
+        sql_text(&sdb, "SELECT user_unit FROM front_v1_equipment").unwrap(),
+        "上海外滩置业有限公司"
+    );
+    let out = stdout(sedx(&p.sup, &["export"]));
+    assert!(out.starts_with("1 record(s) in 1 batch file(s)"), "{out}");
+    exchange_down(&p);
+    let rows = read(last);
+    assert_eq!(rows.len(), 1, "only the change: {rows:?}");
+    assert_eq!(&rows[0][1..], [E1, "停用", SUP]);
 }

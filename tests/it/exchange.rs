@@ -50,7 +50,11 @@ fn batch_crosses_is_applied_and_acknowledged() {
     let again = fs::read_to_string(p.insp.join("quarantine/b1.rejected.xml")).unwrap();
     assert!(again.contains("<orgCode>13220082-5</orgCode>"), "{again}");
     let status = String::from_utf8(sedx(&p.insp, &["status"]).stdout).unwrap();
-    assert!(status.contains("0 awaiting acknowledgment"), "{status}");
+    assert!(
+        status.contains("0 awaiting acknowledgment"),
+        "{status} {}",
+        String::from_utf8_lossy(&sedx(&p.insp, &["status"]).stderr)
+    );
 }
 
 #[test]
@@ -97,6 +101,7 @@ fn a_growing_file_is_not_taken_until_it_settles() {
         .unwrap();
     let (head, tail) = xml.split_at(mid);
     fs::write(&path, head).unwrap();
+    let mut node = p.insp();
     // A writer appends while the pass is looking.
     let writer = {
         let path = path.clone();
@@ -108,7 +113,7 @@ fn a_growing_file_is_not_taken_until_it_settles() {
             f.write_all(tail.as_bytes()).unwrap();
         })
     };
-    let r = p.insp().pass();
+    let r = node.pass();
     writer.join().unwrap();
     assert_eq!((r.sealed, r.quarantined, r.unsettled), (0, 0, 1), "{r:?}");
     let r = p.pass(&p.insp);
@@ -327,9 +332,15 @@ fn out_of_order_set_waits_for_the_gap_to_fill() {
     let db = p.sup.join("store.sqlite");
     assert_eq!(sql_count(&db, "SELECT count(*) FROM equipment"), 5);
     assert_eq!(sql_count(&db, "SELECT count(*) FROM held"), 0);
+    // In the order they were applied (rows in insertion order: SQLite's rowid,
+    // PostgreSQL's ctid in a table never updated).
     let order = sql_text(
         &db,
-        "SELECT group_concat(seq, ',') FROM (SELECT seq FROM journal ORDER BY received_at, rowid)",
+        if on_postgres() {
+            "SELECT string_agg(CAST(seq AS TEXT), ',' ORDER BY received_at, ctid) FROM journal"
+        } else {
+            "SELECT group_concat(seq, ',') FROM (SELECT seq FROM journal ORDER BY received_at, rowid)"
+        },
     )
     .unwrap();
     assert_eq!(order, "1,2");

@@ -55,22 +55,22 @@ fn settle(p: &Pair, batches: i64) {
 fn register(node: &Path) -> (Vec<String>, Vec<(u64, String)>) {
     let cfg = Config::load(node).unwrap();
     let db = sedx::context::config::Layout::new(node).resolve(&cfg.node.store);
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut st = conn
-        .prepare("SELECT registration_code || ' ' || user_unit FROM equipment ORDER BY 1")
-        .unwrap();
-    let equipment = st
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    let mut st = conn
-        .prepare("SELECT seq, status FROM journal ORDER BY seq")
-        .unwrap();
-    let journal = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    // On PostgreSQL the store is no file: the node's folder names it.
+    let db = if on_postgres() {
+        node.join("store.sqlite")
+    } else {
+        db
+    };
+    let equipment = sql_rows(
+        &db,
+        "SELECT registration_code || ' ' || user_unit FROM equipment ORDER BY 1",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let journal = sql_rows(&db, "SELECT seq, status FROM journal ORDER BY seq")
+        .into_iter()
+        .map(|r| (r[0].parse().unwrap(), r[1].clone()))
         .collect();
     (equipment, journal)
 }
@@ -235,19 +235,23 @@ fn receivers_store_and_scratch_full_nothing_is_lost_and_it_completes_once_space_
     let p = Pair::new();
     // The receiver's store and its scratch folder each on a small disk of its own,
     // nearly full.
+    // (On PostgreSQL the store is the server's, not on this disk: only the
+    // scratch folder fills up.)
     let store_disk = p.tmp.path().join("store-disk");
     std::fs::create_dir_all(&store_disk).unwrap();
-    let _store = Tmpfs::mount(&store_disk, "16m");
-    std::fs::copy(p.sup.join("store.sqlite"), store_disk.join("store.sqlite")).unwrap();
-    std::fs::remove_file(p.sup.join("store.sqlite")).unwrap();
-    let mut cfg = Config::load(&p.sup).unwrap();
-    cfg.node.store = store_disk.join("store.sqlite");
-    cfg.save(&p.sup).unwrap();
+    let _store = (!on_postgres()).then(|| Tmpfs::mount(&store_disk, "16m"));
+    if !on_postgres() {
+        std::fs::copy(p.sup.join("store.sqlite"), store_disk.join("store.sqlite")).unwrap();
+        std::fs::remove_file(p.sup.join("store.sqlite")).unwrap();
+        let mut cfg = Config::load(&p.sup).unwrap();
+        cfg.node.store = store_disk.join("store.sqlite");
+        cfg.save(&p.sup).unwrap();
+    }
     let _work = Tmpfs::mount(&p.sup.join(".work"), "16m");
-    let fillers = [
-        (store_disk.join("filler"), 15_900 * 1024),
-        (p.sup.join(".work/filler"), 15_900 * 1024),
-    ];
+    let mut fillers = vec![(p.sup.join(".work/filler"), 15_900 * 1024)];
+    if !on_postgres() {
+        fillers.push((store_disk.join("filler"), 15_900 * 1024));
+    }
     for (f, n) in &fillers {
         let _ = std::fs::write(f, vec![0u8; *n]);
     }

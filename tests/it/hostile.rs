@@ -15,8 +15,9 @@ const RECORD: &str = "<equipment><registrationCode>31103101012006050007</registr
 /// The set is refused with `code`, kept in quarantine with a reason, and the
 /// sender receives a negative acknowledgment naming the code.
 fn expected_seq(p: &Pair) -> u64 {
-    sedx::store::Store::open(&p.sup.join("store.sqlite"))
+    sedx::context::node::Node::open(&p.sup)
         .unwrap()
+        .store
         .expected_seq(INSP)
         .unwrap()
 }
