@@ -89,7 +89,7 @@ def wait_for(logfile, message, n, timeout, what):
         time.sleep(0.02)
 
 
-def fresh_nodes(work, args, name):
+def fresh_nodes(work, args, name, pg=False):
     d = os.path.join(work, name)
     sh(SEDX, "demo", "--nodes-only", "--dir", d, "--sshd-port", str(args.port),
        "--host-key", args.host_key, "--authorized-keys", args.authorized_keys,
@@ -103,14 +103,21 @@ def fresh_nodes(work, args, name):
         # a payload larger than the default payload cap.
         text = re.sub(r"(?m)^max_expanded_bytes = \d+$", "max_expanded_bytes = 2147483648", text)
         text = re.sub(r"(?m)^max_payload_bytes = \d+$", "max_payload_bytes = 1073741824", text)
+        if pg:
+            # This node's store: a database of its own on the benchmark's server.
+            db = re.sub(r"[^a-z0-9_]", "_", f"{name}_{os.path.basename(node)}".lower())
+            sh("psql", args.pg_url, "-qc", f'CREATE DATABASE "{db}"', stdout=subprocess.DEVNULL)
+            url = args.pg_url.rsplit("/", 1)[0] + "/" + db
+            text = re.sub(r'(?m)^store = ".*"$', f'store = "{url}"', text)
+            os.remove(os.path.join(node, "store.sqlite"))
         open(cfg, "w", encoding="utf-8").write(text)
     return insp, sup
 
 
-def running_pair(work, args, name):
+def running_pair(work, args, name, pg=False):
     """Fresh nodes in NAME-nodes/, each run by a daemon logging to NAME-insp.log or
     NAME-sup.log: (insp, sup, insp log, sup log, insp daemon, sup daemon)."""
-    insp, sup = fresh_nodes(work, args, name + "-nodes")
+    insp, sup = fresh_nodes(work, args, name + "-nodes", pg)
     ilog, slog = (os.path.join(work, f"{name}-{side}.log") for side in ("insp", "sup"))
     return insp, sup, ilog, slog, Daemon(insp, ilog), Daemon(sup, slog)
 
@@ -128,13 +135,14 @@ def drop(files, outbound):
         os.rename(f, os.path.join(outbound, os.path.basename(f)))
 
 
-def full_load(work, args):
-    log(f"scenario 1: {args.records:,} records in batches of {args.batch:,}")
-    data = os.path.join(work, "load")
+def full_load(work, args, pg=False):
+    log(f"scenario 1{' on PostgreSQL' if pg else ''}: {args.records:,} records in batches of {args.batch:,}")
+    data = os.path.join(work, "load-pg" if pg else "load")
     files = gen(data, args.records, args.batch)
     keep = os.path.join(work, "load-copy")
-    shutil.copytree(data, keep)  # the same files for the tools in scenario 2
-    insp, sup, ilog, slog, di, ds = running_pair(work, args, "load")
+    if not pg:
+        shutil.copytree(data, keep)  # the same files for the tools in scenario 2
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "load-pg" if pg else "load", pg)
     time.sleep(0.5)
     t0 = time.time()
     drop(files, os.path.join(insp, "outbound"))
@@ -237,11 +245,11 @@ def tool_pipeline(work, args, s1):
     return {"stages": t, "total": total}
 
 
-def delta(work, args):
-    log(f"scenario 3: {args.drops} drops of 10 records while the window is open")
-    data = os.path.join(work, "delta")
+def delta(work, args, pg=False):
+    log(f"scenario 3{' on PostgreSQL' if pg else ''}: {args.drops} drops of 10 records while the window is open")
+    data = os.path.join(work, "delta-pg" if pg else "delta")
     files = gen(data, args.drops * 10, 10, seed=3)[: args.drops]
-    insp, sup, ilog, slog, di, ds = running_pair(work, args, "delta")
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "delta-pg" if pg else "delta", pg)
     time.sleep(1)
     dropped = {}
     for i, f in enumerate(files):
@@ -312,6 +320,7 @@ def main():
     ap.add_argument("--big-mb", type=int, default=1000)
     ap.add_argument("--timeout", type=int, default=3600)
     ap.add_argument("--only", default="1234", help="scenarios to run (2 needs 1)")
+    ap.add_argument("--pg-url", default="", help="a PostgreSQL server: scenarios 1 and 3 again on it")
     args = ap.parse_args()
     out = []
     p = out.append
@@ -347,6 +356,25 @@ def main():
         p(f"3. Delta: {s3['drops']} drops of 10 records, one after another")
         p(f"   drop to receiver's store      p50 {s3['store_p50']:6.0f} ms   p99 {s3['store_p99']:6.0f} ms   (target p99 < 500 ms)")
         p(f"   drop to acknowledgment back   p50 {s3['ack_p50']:6.0f} ms   p99 {s3['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
+        p("")
+    if args.pg_url and "1" in args.only:
+        s1p = full_load(args.work, args, pg=True)
+        p(f"1p. Full load with both stores on PostgreSQL (same machine, loopback): {s1p['records']:,} records")
+        p(f"   end to end            {s1p['elapsed']:8.1f} s   {s1p['rate']:10,.0f} records/s")
+        for stage in ("seal", "apply"):
+            secs = s1p["stages"][stage]
+            rate = s1p["records"] / secs if secs > 0 else float("inf")
+            p(f"     {stage:<20} {secs:8.2f} s   {rate:10,.0f} records/s")
+        p(f"   peak memory           sender {s1p['rss_sender']:.0f} MiB, receiver {s1p['rss_receiver']:.0f} MiB (sedx only)")
+        p(f"   CPU time              sender {s1p['cpu_sender']:.1f} s, receiver {s1p['cpu_receiver']:.1f} s (sedx only; the server's own is not counted)")
+        if s1p["not_accepted"]:
+            p(f"   note: {s1p['not_accepted']} batch(es) not wholly accepted")
+        p("")
+    if args.pg_url and "3" in args.only:
+        s3p = delta(args.work, args, pg=True)
+        p(f"3p. Delta on PostgreSQL: {s3p['drops']} drops of 10 records")
+        p(f"   drop to receiver's store      p50 {s3p['store_p50']:6.0f} ms   p99 {s3p['store_p99']:6.0f} ms   (target p99 < 500 ms)")
+        p(f"   drop to acknowledgment back   p50 {s3p['ack_p50']:6.0f} ms   p99 {s3p['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
         p("")
     if "4" in args.only:
         s4 = big_batch(args.work, args)

@@ -5,14 +5,21 @@
 #   bash scripts/bench.sh                 all four scenarios at full size
 #   RECORDS=100000 DROPS=50 BIG_MB=100 bash scripts/bench.sh     a quicker look
 #   ONLY=3 bash scripts/bench.sh          some scenarios only (2 needs 1)
+#   PG=0 bash scripts/bench.sh            without the PostgreSQL runs of 1 and 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh sqlite3
+bash scripts/deps.sh sqlite3 postgresql-client
 cargo build --release --locked --quiet
 work=$(mktemp -d "${TMPDIR:-/tmp}/sedx-bench.XXXXXX")
-trap 'bash scripts/sshd.sh stop "$work/sshd"; rm -rf "$work"' EXIT
+trap 'bash scripts/sshd.sh stop "$work/sshd"; bash scripts/pg.sh stop "$work/pg"; rm -rf "$work"' EXIT
 eval "$(bash scripts/sshd.sh start "$work/sshd")"
+# Scenarios 1 and 3 run a second time with both stores on a PostgreSQL server
+# on this machine (PG=0 skips them).
+pg_url=""
+if [ "${PG:-1}" != 0 ]; then
+  pg_url=$(bash scripts/pg.sh start "$work/pg" | sed -n 's/^PGURL=//p')
+fi
 python3 scripts/bench.py --work "$work" --port "$PORT" --host-key "$HOST_KEY" \
   --authorized-keys "$AUTHORIZED_KEYS" --user "$(id -un)" \
   --records "${RECORDS:-1000000}" --batch "${BATCH:-10000}" --drops "${DROPS:-200}" \
-  --big-mb "${BIG_MB:-1000}" --only "${ONLY:-1234}"
+  --big-mb "${BIG_MB:-1000}" --only "${ONLY:-1234}" --pg-url "$pg_url"

@@ -10,4 +10,4 @@ cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --all-targets
 # The store's suites once more with both nodes' stores on PostgreSQL (each test
 # starts a throwaway server of its own with scripts/pg.sh).
-SEDX_TEST_STORE=postgres cargo test --locked --test it -- exchange:: crash:: hostile:: faults:: domain::
+SEDX_TEST_STORE=postgres cargo test --locked --test it -- exchange:: crash:: hostile:: faults:: domain:: standby::

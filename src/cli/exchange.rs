@@ -74,7 +74,8 @@ pub fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
 pub fn run_cmd(a: RunArgs, node: &Path, wait: bool) -> Result<ExitCode> {
     let RunArgs { once, now, http } = a;
     let dir = node.to_path_buf();
-    let (_lock, mut node) = open_exclusive(node, "run", wait)?;
+    let (lock, mut node) = open_exclusive(node, "run", wait)?;
+    let lock = std::cell::RefCell::new(lock);
     let wake = sedx::run::watch::channel();
     if let Some(opts) = sedx::tools::console::Options::of(&node.cfg, http) {
         let tx = wake.0.clone();
@@ -110,16 +111,32 @@ pub fn run_cmd(a: RunArgs, node: &Path, wait: bool) -> Result<ExitCode> {
     // again before the next pass; work in progress is not touched.
     let hup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())?;
+    let lost_lock = std::sync::atomic::AtomicBool::new(false);
     tracing::info!(node = node.id(), "running");
     sedx::run::watch::run(
         &mut node,
         now,
         report,
-        || stop.load(std::sync::atomic::Ordering::Relaxed),
+        || {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return true;
+            }
+            // A database lock lost with its connection: a standby may be active
+            // already, so this process stops working the node.
+            let lost = !lock.borrow_mut().alive();
+            if lost {
+                tracing::error!("lost the node's lock (the database connection); stopping so that one process works the node: start sedx again once the database is reachable");
+                lost_lock.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            lost
+        },
         || hup.swap(false, std::sync::atomic::Ordering::Relaxed),
         wake,
     )?;
     tracing::info!(node = node.id(), "stopped");
+    if lost_lock.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(ExitCode::from(74));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -259,15 +259,36 @@ fn own_store(store: Store, layout: &Layout, cfg: &Config, path: &std::path::Path
 }
 
 /// The exclusive lock of a node, held by every command that changes it (two
-/// processes working one node would share scratch files and sequence numbers).
-/// Released when dropped, or by the kernel when the process ends.
-pub struct NodeLock {
-    _file: std::fs::File,
+/// processes working one node would share scratch files and sequence numbers):
+/// a file lock (`.lock`) beside a SQLite store, an advisory lock in the database
+/// for a PostgreSQL store (its node folder may be on shared storage, where file
+/// locks do not hold; a standby waits on it). Released when dropped, or when the
+/// process ends.
+pub enum NodeLock {
+    File(std::fs::File),
+    Database(Box<crate::store::lease::Lease>),
 }
 
-/// Take the node's lock; with `wait`, wait for the holder to finish, else fail at
-/// once with [`Error::Busy`] naming the holder.
+impl NodeLock {
+    /// Whether this process still holds the node (a database lock is lost with
+    /// the connection; a file lock cannot be lost).
+    pub fn alive(&mut self) -> bool {
+        match self {
+            NodeLock::File(_) => true,
+            NodeLock::Database(lease) => lease.alive(),
+        }
+    }
+}
+
+/// Take the node's lock; with `wait`, wait for the holder to finish (on
+/// PostgreSQL: stand by to take over), else fail at once with [`Error::Busy`]
+/// naming the holder.
 pub fn lock(dir: &Path, what: &str, wait: bool) -> Result<NodeLock> {
+    if let Some(url) = Config::load(dir)?.postgres_url() {
+        return Ok(NodeLock::Database(Box::new(crate::store::lease::acquire(
+            url, what, wait,
+        )?)));
+    }
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(".lock");
@@ -305,5 +326,5 @@ pub fn lock(dir: &Path, what: &str, wait: bool) -> Result<NodeLock> {
         std::process::id(),
         crate::context::clock::now()
     );
-    Ok(NodeLock { _file: file })
+    Ok(NodeLock::File(file))
 }

@@ -7,6 +7,7 @@ use crate::wire::ack::{AckStatus, RecordRejection};
 mod audit;
 pub(crate) mod db;
 mod journal;
+pub mod lease;
 pub mod migrate;
 mod outbox;
 mod quarantine;

@@ -521,6 +521,21 @@ impl RecordTx<'_> {
                 ],
             )?;
         }
+        if self.tx.is_pg() {
+            // Local systems that LISTEN sedx_applied hear of the batch as it commits.
+            let payload = serde_json::json!({
+                "batch": entry.batch_id,
+                "peer": entry.peer,
+                "seq": entry.seq,
+                "accepted": entry.accepted,
+            })
+            .to_string();
+            self.tx.one(
+                "SELECT 1 FROM (SELECT pg_notify('sedx_applied', ?1)) AS n",
+                params![payload],
+                |_| Ok(()),
+            )?;
+        }
         self.save_daily("in")?;
         self.save_version()?;
         self.tx.commit()?;

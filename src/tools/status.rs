@@ -24,6 +24,17 @@ pub struct Status {
     pub unknown_inbound: Vec<UnknownFolder>,
     /// Proposals and change requests awaiting this node's decision (R12, R13).
     pub undecided: Vec<crate::store::views::Undecided>,
+    /// On PostgreSQL: the process that holds the node (the active one of an
+    /// active/standby pair), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<Active>,
+}
+
+/// Which process works the node (PostgreSQL stores, where a standby may wait).
+#[derive(Debug, Serialize)]
+pub struct Active {
+    pub held: bool,
+    pub holder: Option<crate::store::lease::Holder>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,7 +178,18 @@ pub fn gather(node: &Node) -> Result<Status> {
         });
     }
     let window = node.cfg.window();
+    let active = match node.cfg.postgres_url() {
+        Some(url) => {
+            let holder = crate::store::lease::holder(url)?;
+            Some(Active {
+                held: holder.is_some(),
+                holder,
+            })
+        }
+        None => None,
+    };
     Ok(Status {
+        active,
         node: node.id().to_string(),
         role: node.cfg.node.role.as_str(),
         window: node.cfg.node.window.clone(),
@@ -301,6 +323,23 @@ impl Status {
         let mut o = String::new();
         let w = &mut o;
         let _ = writeln!(w, "node {} ({})", self.node, self.role);
+        if let Some(a) = &self.active {
+            match &a.holder {
+                Some(h) => {
+                    let _ = writeln!(
+                        w,
+                        "active 运行中: pid {} on {} (`sedx {}`) since {}",
+                        h.pid,
+                        h.host,
+                        h.what,
+                        shanghai_text(&h.since)
+                    );
+                }
+                None => {
+                    let _ = writeln!(w, "active 运行中: none (no `sedx run` holds the node)");
+                }
+            }
+        }
         let _ = writeln!(
             w,
             "exchange window {} (Asia/Shanghai): {}",

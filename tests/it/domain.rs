@@ -588,7 +588,26 @@ fn a_local_system_writes_and_reads_through_the_front_views() {
     );
     let out = stdout(sedx(&p.sup, &["export"]));
     assert!(out.starts_with("1 record(s) in 1 batch file(s)"), "{out}");
+    // On PostgreSQL the agency's system may LISTEN to hear of applied batches.
+    let mut listener = Config::load(&p.insp).unwrap().postgres_url().map(|url| {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        c.batch_execute("LISTEN sedx_applied").unwrap();
+        c
+    });
     exchange_down(&p);
+    if let Some(c) = listener.as_mut() {
+        use postgres::fallible_iterator::FallibleIterator;
+        let heard: Vec<serde_json::Value> = c
+            .notifications()
+            .timeout_iter(std::time::Duration::from_secs(10))
+            .take(1)
+            .map(|n| Ok(serde_json::from_str(n.payload()).unwrap()))
+            .collect()
+            .unwrap();
+        assert_eq!(heard.len(), 1, "{heard:?}");
+        assert_eq!(heard[0]["peer"], SUP);
+        assert_eq!(heard[0]["accepted"], 1);
+    }
     let read = |after: i64| {
         sql_rows(
             &idb,

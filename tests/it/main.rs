@@ -26,5 +26,6 @@ mod migrations;
 mod samples;
 mod security;
 mod service;
+mod standby;
 mod tools;
 mod transfer;
