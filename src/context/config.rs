@@ -67,6 +67,10 @@ pub struct NodeSection {
     /// file drop too); `"none"` (the default): they are in the store only.
     #[serde(default, skip_serializing_if = "Deliver::is_none")]
     pub deliver: Deliver,
+    /// Export this node's own changed records by itself at every pass (R14;
+    /// what local systems write into the store goes out without a `sedx export`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_export: bool,
     /// Where `sedx run` serves its overview page and /metrics ("127.0.0.1:9187");
     /// none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -405,6 +409,7 @@ impl Config {
                 pull_alert_secs: default_pull_alert(),
                 http: None,
                 deliver: Deliver::None,
+                auto_export: false,
             },
             rules: RulesSection::default(),
             peers: Vec::new(),

@@ -45,6 +45,11 @@ impl Node {
         if let Err(e) = crate::transport::ship::resend_overdue(self, &mut report) {
             report.failed(Stage::Resend, "", &e);
         }
+        if self.cfg.node.auto_export {
+            if let Err(e) = crate::tools::export::auto(self) {
+                report.failed(Stage::Seal, "export", &e);
+            }
+        }
         if let Err(e) = crate::send::seal_dropped(self, &mut report, |node, report| {
             ship_now(node, report, force)
         }) {

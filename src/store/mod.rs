@@ -222,6 +222,34 @@ impl Store {
             |r| r.get(0))
     }
 
+    /// Whether this side's own records of `spec` changed after every export made
+    /// so far (acknowledged or not).
+    pub fn changed_after_last_export(&self, spec: &Spec) -> Result<bool> {
+        let last: i64 = self.db.one(
+            "SELECT coalesce(max(max_version), 0) FROM exports",
+            params![],
+            |r| r.get(0),
+        )?;
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE origin = 'local' AND version > ?1 LIMIT 1) AS c",
+            spec.table
+        );
+        Ok(self.db.one(&sql, params![last], |r| r.get::<i64>(0))? > 0)
+    }
+
+    /// Export files made and not yet answered: (file, whether any set of it
+    /// was sealed); a file sealed into sets is answered when every set is.
+    pub fn exports_unanswered(&self) -> Result<Vec<(String, bool)>> {
+        self.db.all(
+            "SELECT e.file, EXISTS(SELECT 1 FROM outbox o WHERE o.src_name = e.file)
+             FROM exports e
+             WHERE NOT EXISTS(SELECT 1 FROM outbox o WHERE o.src_name = e.file)
+                OR EXISTS(SELECT 1 FROM outbox o WHERE o.src_name = e.file AND o.ack_status IS NULL)",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    }
+
     pub fn record_export(&self, file: &str, max_version: i64, records: u64) -> Result<()> {
         self.db.exec(
             "INSERT INTO exports(file, max_version, records, at) VALUES(?1, ?2, ?3, ?4)

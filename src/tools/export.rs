@@ -34,7 +34,13 @@ pub fn export(node: &mut Node, batch_size: u64) -> Result<Exported> {
     let from = node.id().to_string();
     let mut done = Exported::default();
     let mut current: Option<OpenFile> = None;
-    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Unique per export, even two in the same second (the service's exports):
+    // the file name is the key of its export row and of its sets' reservations.
+    let stamp = format!(
+        "{}-{}",
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     for spec in SPECS {
         // Only what this side generates; equipment is shared field by field.
         if spec.owner.is_some_and(|o| o != me) {
@@ -95,4 +101,38 @@ fn close(node: &Node, file: Option<OpenFile>, done: &mut Exported) -> Result<()>
     done.records += f.records;
     done.files.push(f.path);
     Ok(())
+}
+
+/// The service's export (`auto_export = true`): when this side's own records
+/// changed after the last export and no export is still on its way (a file in
+/// outbound/, or sets not answered yet), export what changed since the last
+/// acknowledged one. A local system then only writes into the store (the
+/// front_v1 views, docs/integration.md); the window still decides when it ships.
+pub fn auto(node: &mut Node) -> Result<u64> {
+    let me = node.cfg.node.role;
+    let mut changed = false;
+    for spec in SPECS.iter().filter(|s| s.owner.is_none_or(|o| o == me)) {
+        if node.store.changed_after_last_export(spec)? {
+            changed = true;
+            break;
+        }
+    }
+    if !changed {
+        return Ok(0);
+    }
+    for (file, sealed) in node.store.exports_unanswered()? {
+        // A file recorded but never renamed into place (a crash) is not on its way.
+        if sealed || node.layout.outbound.join(&file).exists() {
+            return Ok(0);
+        }
+    }
+    let done = export(node, 10_000)?;
+    if done.records > 0 {
+        tracing::info!(
+            records = done.records,
+            files = done.files.len(),
+            "exported this node's changed records (auto_export)"
+        );
+    }
+    Ok(done.records)
 }

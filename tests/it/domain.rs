@@ -639,3 +639,50 @@ fn a_local_system_writes_and_reads_through_the_front_views() {
     assert_eq!(rows.len(), 1, "only the change: {rows:?}");
     assert_eq!(&rows[0][1..], [E1, "停用", SUP]);
 }
+
+/// `auto_export = true`: what a local system writes through the front views goes
+/// out by itself, one export at a time (a change made while an export is on its
+/// way waits for that export's answer, then goes out).
+#[test]
+fn with_auto_export_local_writes_go_out_without_a_command() {
+    let p = Pair::new();
+    configure(&p.sup, |c| c.node.auto_export = true);
+    let sdb = p.sup.join("store.sqlite");
+    let idb = p.insp.join("store.sqlite");
+    let write = |code: &str, status: &str| {
+        sql_exec(
+            &sdb,
+            "INSERT INTO front_v1_equipment(registration_code, category, user_unit, use_status, inspection_agency)
+             VALUES(?1, '3110', '上海外滩置业有限公司', ?2, ?3)",
+            &[code, status, CI],
+        )
+    };
+    let at_insp = |code: &str| {
+        sql_text(
+            &idb,
+            &format!(
+                "SELECT use_status FROM front_v1_equipment WHERE registration_code = '{code}'"
+            ),
+        )
+    };
+    write(E1, "在用");
+    p.pass(&p.sup); // exported, sealed, shipped
+    write(E2, "在用"); // while the first export awaits its answer
+    p.pass(&p.sup);
+    assert_eq!(
+        sql_count(&sdb, "SELECT count(*) FROM exports"),
+        1,
+        "one export on its way at a time"
+    );
+    p.pass(&p.insp);
+    assert_eq!(at_insp(E1).as_deref(), Some("在用"));
+    assert_eq!(at_insp(E2), None);
+    p.pass(&p.sup); // the answer comes back; the second change goes out
+    p.pass(&p.insp);
+    assert_eq!(at_insp(E2).as_deref(), Some("在用"));
+    assert_eq!(sql_count(&sdb, "SELECT count(*) FROM exports"), 2);
+    // Nothing new: nothing exported.
+    p.pass(&p.sup);
+    p.pass(&p.sup);
+    assert_eq!(sql_count(&sdb, "SELECT count(*) FROM exports"), 2);
+}
