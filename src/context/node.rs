@@ -190,14 +190,7 @@ fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
         return own_store(store, layout, cfg, &layout.root);
     }
     let path = layout.resolve(&cfg.node.store);
-    let damaged = |detail: String| Error::StoreDamaged {
-        path: path.clone(),
-        detail: format!(
-            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
-             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
-             新节点请用 / a new node is made with `sedx init`"
-        ),
-    };
+    let damaged = |detail: String| damaged(&path, detail);
     match std::fs::symlink_metadata(&path) {
         Err(_) => return Err(damaged("is missing".into())),
         Ok(m) if !m.is_file() => return Err(damaged("is not a regular file".into())),
@@ -206,6 +199,18 @@ fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
     }
     let store = Store::open(&path).map_err(|e| damaged(format!("cannot be opened ({e})")))?;
     own_store(store, layout, cfg, &path)
+}
+
+/// A store that cannot be this node's, with the way out.
+fn damaged(path: &std::path::Path, detail: String) -> Error {
+    Error::StoreDamaged {
+        path: path.to_path_buf(),
+        detail: format!(
+            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
+             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
+             新节点请用 / a new node is made with `sedx init`"
+        ),
+    }
 }
 
 /// A URL as it may be logged: without its password.
@@ -225,14 +230,7 @@ pub fn redact(url: &str) -> String {
 /// The store belongs to this node: it says so, or it learns it now (a blank
 /// store under a node with history is a lost store, not a new one).
 fn own_store(store: Store, layout: &Layout, cfg: &Config, path: &std::path::Path) -> Result<Store> {
-    let damaged = |detail: String| Error::StoreDamaged {
-        path: path.to_path_buf(),
-        detail: format!(
-            "{detail}. 请用最近的备份恢复节点 / restore the node from its latest backup: \
-             `sedx restore BACKUP_DIR --to NEW_NODE_DIR` (docs/operations.md); \
-             新节点请用 / a new node is made with `sedx init`"
-        ),
-    };
+    let damaged = |detail: String| damaged(path, detail);
     match store.node_identity()? {
         Some(id) if id == cfg.node.id => {}
         Some(id) => {

@@ -175,17 +175,7 @@ impl Store {
             column(spec.key)
         );
         self.db.each(&sql, params![batch_id, spec.element], |row| {
-            let mut rec = Record {
-                kind: spec.kind,
-                fields: Vec::new(),
-                warnings: Vec::new(),
-            };
-            for (i, f) in spec.fields.iter().enumerate() {
-                if let Some(v) = row.get::<Option<String>>(i)? {
-                    rec.fields.push((f.name, v));
-                }
-            }
-            each(rec)
+            each(record_of(spec, row)?)
         })
     }
 }

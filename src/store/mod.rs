@@ -187,17 +187,7 @@ impl Store {
             spec.table
         );
         self.db.each(&sql, params![since], |row| {
-            let mut rec = Record {
-                kind: spec.kind,
-                fields: Vec::new(),
-                warnings: Vec::new(),
-            };
-            for (i, f) in spec.fields.iter().enumerate() {
-                if let Some(v) = row.get::<Option<String>>(i)? {
-                    rec.fields.push((f.name, v));
-                }
-            }
-            each(rec, row.get(cols.len())?)
+            each(record_of(spec, row)?, row.get(cols.len())?)
         })
     }
 
@@ -259,6 +249,22 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// A record of kind `spec` from a row whose first columns are its fields, in
+/// the spec's order (NULL: the field is absent).
+fn record_of(spec: &Spec, row: &db::Row<'_>) -> Result<Record> {
+    let mut rec = Record {
+        kind: spec.kind,
+        fields: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (i, f) in spec.fields.iter().enumerate() {
+        if let Some(v) = row.get::<Option<String>>(i)? {
+            rec.fields.push((f.name, v));
+        }
+    }
+    Ok(rec)
 }
 
 #[cfg(test)]

@@ -140,17 +140,7 @@ fn delivery_to_a_folder_survives_a_crash_between_apply_and_delivery() {
         c.node.deliver = sedx::context::config::Deliver::Folder
     });
     let delivered = p.sup.join("delivered");
-    let files = || {
-        let mut v: Vec<String> = std::fs::read_dir(&delivered)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
+    let files = || files_in(&delivered);
     // Batch 1: killed after its apply, before its delivery.
     p.drop_batch("b1.xml", &equipment_batch(1, 3));
     let out = run_once(&p.insp, None);
