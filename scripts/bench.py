@@ -46,15 +46,33 @@ class Daemon:
             [SEDX, "--node", node, "--log-json", "run", "--now"],
             stdout=self.out, stderr=self.out, env=env)
 
+    def status(self):
+        """The process's own memory figures from /proc (kB): VmHWM (peak resident),
+        RssAnon and RssFile (now). Read from /proc rather than wait4, whose peak
+        includes what the driver held when it started the process."""
+        out = {}
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name in ("VmHWM", "RssAnon", "RssFile"):
+                    out[name] = int(value.split()[0])
+        return out
+
+    def cpu_now(self):
+        """CPU seconds used so far (user + system, all threads)."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
-        """SIGTERM, wait; returns the peak resident memory in MiB (and keeps
-        the CPU seconds used in self.cpu)."""
+        """SIGTERM, wait; returns the peak resident memory in MiB (VmHWM) and keeps
+        the CPU seconds used in self.cpu."""
+        peak = self.status()["VmHWM"] / 1024.0
+        self.cpu = self.cpu_now()
         self.p.send_signal(signal.SIGTERM)
-        _, _, usage = os.wait4(self.p.pid, 0)
-        self.p.returncode = 0
+        self.p.wait()
         self.out.close()
-        self.cpu = usage.ru_utime + usage.ru_stime
-        return usage.ru_maxrss / 1024.0
+        return peak
 
 
 def events(logfile, message=None):
@@ -89,7 +107,7 @@ def wait_for(logfile, message, n, timeout, what):
         time.sleep(0.02)
 
 
-def fresh_nodes(work, args, name, pg=False):
+def fresh_nodes(work, args, name, pg=False, cache_mb=None):
     d = os.path.join(work, name)
     sh(SEDX, "demo", "--nodes-only", "--dir", d, "--sshd-port", str(args.port),
        "--host-key", args.host_key, "--authorized-keys", args.authorized_keys,
@@ -103,6 +121,8 @@ def fresh_nodes(work, args, name, pg=False):
         # a payload larger than the default payload cap.
         text = re.sub(r"(?m)^max_expanded_bytes = \d+$", "max_expanded_bytes = 2147483648", text)
         text = re.sub(r"(?m)^max_payload_bytes = \d+$", "max_payload_bytes = 1073741824", text)
+        if cache_mb is not None:
+            text = re.sub(r"(?m)^store_cache_mb = \d+$", f"store_cache_mb = {cache_mb}", text)
         if pg:
             # This node's store: a database of its own on the benchmark's server.
             db = re.sub(r"[^a-z0-9_]", "_", f"{name}_{os.path.basename(node)}".lower())
@@ -114,10 +134,10 @@ def fresh_nodes(work, args, name, pg=False):
     return insp, sup
 
 
-def running_pair(work, args, name, pg=False):
+def running_pair(work, args, name, pg=False, cache_mb=None):
     """Fresh nodes in NAME-nodes/, each run by a daemon logging to NAME-insp.log or
     NAME-sup.log: (insp, sup, insp log, sup log, insp daemon, sup daemon)."""
-    insp, sup = fresh_nodes(work, args, name + "-nodes", pg)
+    insp, sup = fresh_nodes(work, args, name + "-nodes", pg, cache_mb)
     ilog, slog = (os.path.join(work, f"{name}-{side}.log") for side in ("insp", "sup"))
     return insp, sup, ilog, slog, Daemon(insp, ilog), Daemon(sup, slog)
 
@@ -245,20 +265,20 @@ def tool_pipeline(work, args, s1):
     return {"stages": t, "total": total}
 
 
-def delta(work, args, pg=False):
-    log(f"scenario 3{' on PostgreSQL' if pg else ''}: {args.drops} drops of 10 records while the window is open")
-    data = os.path.join(work, "delta-pg" if pg else "delta")
-    files = gen(data, args.drops * 10, 10, seed=3)[: args.drops]
-    insp, sup, ilog, slog, di, ds = running_pair(work, args, "delta-pg" if pg else "delta", pg)
-    time.sleep(1)
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def drops_one_by_one(files, insp, ilog, slog, acked_before=0):
+    """Drop each file after the previous one's acknowledgment is back: latency
+    percentiles from the drop to the receiver's store and to the acknowledgment."""
     dropped = {}
     for i, f in enumerate(files):
         name = os.path.basename(f)
         dropped[name] = time.time()
         drop([f], os.path.join(insp, "outbound"))
-        wait_for(ilog, "acknowledged", i + 1, 60, "the acknowledgment of " + name)
-    di.stop()
-    ds.stop()
+        wait_for(ilog, "acknowledged", acked_before + i + 1, 60, "the acknowledgment of " + name)
     set_of = {os.path.basename(e["file"]): e["set"] for e in events(ilog, "sealed")}
     applied = {e["set"]: e for e in events(slog, "applied")}
     acked = {e["batch"]: e["_t"] for e in events(ilog, "acknowledged")}
@@ -267,13 +287,20 @@ def delta(work, args, pg=False):
         a = applied[set_of[name]]
         to_store.append((a["_t"] - t0) * 1000)
         to_ack.append((acked[a["batch"]] - t0) * 1000)
-
-    def pct(xs, p):
-        xs = sorted(xs)
-        return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
     return {"store_p50": pct(to_store, 50), "store_p99": pct(to_store, 99),
             "ack_p50": pct(to_ack, 50), "ack_p99": pct(to_ack, 99), "drops": len(dropped)}
+
+
+def delta(work, args, pg=False):
+    log(f"scenario 3{' on PostgreSQL' if pg else ''}: {args.drops} drops of 10 records while the window is open")
+    data = os.path.join(work, "delta-pg" if pg else "delta")
+    files = gen(data, args.drops * 10, 10, seed=3)[: args.drops]
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "delta-pg" if pg else "delta", pg)
+    time.sleep(1)
+    out = drops_one_by_one(files, insp, ilog, slog)
+    di.stop()
+    ds.stop()
+    return out
 
 
 def big_batch(work, args):
@@ -292,6 +319,68 @@ def big_batch(work, args):
     applied = events(slog, "applied")[-1]
     return {"bytes": size, "records": int(applied["accepted"]) + int(applied["rejected"]),
             "elapsed": elapsed, "rss_sender": di.stop(), "rss_receiver": ds.stop()}
+
+
+def key_order(files):
+    """How the equipment keys of FILES arrive: the share that land on the right
+    edge of the key index (above every key before them). In order: 100%; in the
+    order real registrations arrive (random over district, category and month): a
+    few percent."""
+    pat = re.compile(rb"<equipment><registrationCode>([^<]+)<")
+    top, edge, n = b"", 0, 0
+    for f in files:
+        with open(f, "rb") as fh:
+            for k in pat.findall(fh.read()):
+                n += 1
+                if k > top:
+                    top, edge = k, edge + 1
+    return 100.0 * edge / max(n, 1)
+
+
+def grow(work, args):
+    """Scenario 5: one pair whose stores grow to args.grow records, fed in chunks
+    of args.chunk; the rate, CPU and apply cost of every chunk, then the delta
+    latencies with the full store."""
+    log(f"scenario 5: {args.grow:,} records in chunks of {args.chunk:,} into one growing store")
+    data = os.path.join(work, "grow")
+    files = gen(data, args.grow, args.batch, seed=5)
+    order = key_order(files[:20])
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, "grow", cache_mb=args.grow_cache_mb)
+    time.sleep(0.5)
+    chunks, done_files, in_store = [], 0, 0
+    per_chunk = max(1, args.chunk // args.batch)
+    while done_files < len(files):
+        part = files[done_files:done_files + per_chunk]
+        if len(files) - done_files - len(part) < per_chunk // 2:
+            part = files[done_files:]  # a short remainder goes with the last chunk
+        cpu0 = di.cpu_now() + ds.cpu_now()
+        applied0 = len(events(slog, "applied"))
+        t0 = time.time()
+        drop(part, os.path.join(insp, "outbound"))
+        done_files += len(part)
+        wait_for(ilog, "acknowledged", done_files, args.timeout, "acknowledgments")
+        elapsed = events(ilog, "acknowledged")[-1]["_t"] - t0
+        cpu = di.cpu_now() + ds.cpu_now() - cpu0
+        applied = events(slog, "applied")[applied0:]
+        sealed = events(ilog, "sealed")[-len(part):]
+        records = sum(int(a.get("accepted", 0)) + int(a.get("rejected", 0)) for a in applied)
+        in_store += records
+        chunks.append({
+            "in_store": in_store, "records": records, "rate": records / elapsed,
+            "cpu_us": 1e6 * cpu / records,
+            "apply_us": 1e6 * sum(a["apply_ms"] for a in applied) / 1000 / records,
+            "seal_us": 1e6 * sum(e["seal_ms"] for e in sealed) / 1000 / records,
+            "rss": (di.status()["VmHWM"] / 1024, ds.status()["VmHWM"] / 1024),
+        })
+        c = chunks[-1]
+        log(f"  {in_store:>12,} records: {c['rate']:8,.0f} records/s, {c['cpu_us']:.0f} us CPU a record")
+    # Deltas with the full store: each drop after the previous acknowledgment.
+    dfiles = gen(os.path.join(work, "grow-delta"), args.drops * 10, 10, seed=55)[: max(1, args.drops // 4)]
+    lat = drops_one_by_one(dfiles, insp, ilog, slog, done_files)
+    sizes = {n: os.path.getsize(os.path.join(n, "store.sqlite")) for n in (insp, sup)}
+    rss = (di.stop(), ds.stop())
+    return {"chunks": chunks, "order": order, "delta": lat, "rss": rss,
+            "store_bytes": sizes[sup], "register_bytes": sizes[insp]}
 
 
 def machine():
@@ -319,7 +408,10 @@ def main():
     ap.add_argument("--drops", type=int, default=200)
     ap.add_argument("--big-mb", type=int, default=1000)
     ap.add_argument("--timeout", type=int, default=3600)
-    ap.add_argument("--only", default="1234", help="scenarios to run (2 needs 1)")
+    ap.add_argument("--grow", type=int, default=10_000_000, help="scenario 5: records in the grown store")
+    ap.add_argument("--grow-cache-mb", type=int, default=1024, help="scenario 5: store_cache_mb of both nodes")
+    ap.add_argument("--chunk", type=int, default=1_000_000, help="scenario 5: records a chunk")
+    ap.add_argument("--only", default="12345", help="scenarios to run (2 needs 1)")
     ap.add_argument("--pg-url", default="", help="a PostgreSQL server: scenarios 1 and 3 again on it")
     args = ap.parse_args()
     out = []
@@ -381,6 +473,23 @@ def main():
         p(f"4. One batch of {s4['bytes'] / 1e6:,.0f} MB of XML ({s4['records']:,} records), "
           f"drop to acknowledgment {s4['elapsed']:.0f} s")
         p(f"   peak memory           sender {s4['rss_sender']:.0f} MiB, receiver {s4['rss_receiver']:.0f} MiB   (target < 64 MiB)")
+        p("")
+    if "5" in args.only:
+        s5 = grow(args.work, args)
+        first = s5["chunks"][0]
+        p(f"5. Growing store: {s5['chunks'][-1]['in_store']:,} records fed in chunks of {args.chunk:,} "
+          f"into one pair ({s5['order']:.2f}% of equipment keys arrive above every key before them)")
+        p("   records in store    records/s   CPU us/record   apply us/record   seal us/record   peak MiB")
+        for c in s5["chunks"]:
+            p(f"   {c['in_store']:>15,}  {c['rate']:11,.0f}   {c['cpu_us']:13.0f}   {c['apply_us']:15.0f}"
+              f"   {c['seal_us']:14.0f}   {c['rss'][0]:.0f} / {c['rss'][1]:.0f}")
+        last = s5["chunks"][-1]
+        p(f"   last chunk / first    {last['rate'] / first['rate']:8.2f}   (target 0.80 or more)")
+        d = s5["delta"]
+        p(f"   then {d['drops']} drops of 10: to store p99 {d['store_p99']:.0f} ms, to acknowledgment "
+          f"p99 {d['ack_p99']:.0f} ms   (targets 500 ms / 1000 ms)")
+        p(f"   store {s5['store_bytes'] / 2**30:.1f} GiB (receiver), {s5['register_bytes'] / 2**30:.1f} GiB (sender's register); "
+          f"peak memory {s5['rss'][0]:.0f} / {s5['rss'][1]:.0f} MiB")
         p("")
     print("\n".join(out))
 

@@ -46,6 +46,11 @@ pub struct NodeSection {
     /// compression bomb expands a thousand times; real batches 5-20 times).
     #[serde(default = "default_max_ratio")]
     pub max_expansion_ratio: u64,
+    /// SQLite's page cache for the store, in MiB: memory on top of what sedx
+    /// itself uses (under 64 MiB). A store of millions of records arriving in
+    /// random key order wants its key indexes in memory (docs/performance.md).
+    #[serde(default = "default_store_cache_mb")]
+    pub store_cache_mb: u64,
     /// When batches are shipped, Asia/Shanghai time (R14): "HH:MM-HH:MM", or
     /// "always". Outside it batches queue; receiving and answering go on.
     #[serde(default = "default_window")]
@@ -182,6 +187,9 @@ fn default_max_payload() -> u64 {
 /// A real batch of 10,000 records is about 5 MB; 256 MiB holds half a million.
 fn default_max_expanded() -> u64 {
     256 << 20
+}
+fn default_store_cache_mb() -> u64 {
+    128
 }
 fn default_max_ratio() -> u64 {
     100
@@ -402,6 +410,7 @@ impl Config {
                 max_payload_bytes: default_max_payload(),
                 max_expanded_bytes: default_max_expanded(),
                 max_expansion_ratio: default_max_ratio(),
+                store_cache_mb: default_store_cache_mb(),
                 window: default_window(),
                 retry_base_secs: default_retry_base(),
                 retry_max_secs: default_retry_max(),

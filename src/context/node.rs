@@ -197,7 +197,8 @@ fn open_store(layout: &Layout, cfg: &Config) -> Result<Store> {
         Ok(m) if m.len() == 0 => return Err(damaged("is empty (0 bytes)".into())),
         Ok(_) => {}
     }
-    let store = Store::open(&path).map_err(|e| damaged(format!("cannot be opened ({e})")))?;
+    let store = Store::open_with(&path, cfg.node.store_cache_mb)
+        .map_err(|e| damaged(format!("cannot be opened ({e})")))?;
     own_store(store, layout, cfg, &path)
 }
 

@@ -191,70 +191,68 @@ impl<'a> postgres::types::FromSql<'a> for Value {
     }
 }
 
-/// A column's value as a Rust type.
+/// A column's value as a Rust type; a value of another kind is handed back
+/// (for the error message, made only then).
 pub trait FromValue: Sized {
-    fn from_value(v: Value) -> Option<Self>;
+    fn from_value(v: Value) -> std::result::Result<Self, Value>;
 }
 
 impl FromValue for Value {
-    fn from_value(v: Value) -> Option<Self> {
-        Some(v)
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
+        Ok(v)
     }
 }
 impl FromValue for i64 {
-    fn from_value(v: Value) -> Option<Self> {
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
         match v {
-            Value::Int(i) => Some(i),
-            Value::Real(f) => Some(f as i64),
-            Value::Text(t) => t.parse().ok(),
-            Value::Null => None,
+            Value::Int(i) => Ok(i),
+            Value::Real(f) => Ok(f as i64),
+            Value::Text(t) => t.parse().map_err(|_| Value::Text(t)),
+            Value::Null => Err(Value::Null),
         }
     }
 }
-impl FromValue for u64 {
-    fn from_value(v: Value) -> Option<Self> {
-        i64::from_value(v).and_then(|i| u64::try_from(i).ok())
-    }
+/// Integers of other widths go through i64.
+macro_rules! from_i64 {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: Value) -> std::result::Result<Self, Value> {
+                let i = i64::from_value(v)?;
+                <$t>::try_from(i).map_err(|_| Value::Int(i))
+            }
+        }
+    )*};
 }
-impl FromValue for u32 {
-    fn from_value(v: Value) -> Option<Self> {
-        i64::from_value(v).and_then(|i| u32::try_from(i).ok())
-    }
-}
-impl FromValue for usize {
-    fn from_value(v: Value) -> Option<Self> {
-        i64::from_value(v).and_then(|i| usize::try_from(i).ok())
-    }
-}
+from_i64!(u64, u32, usize);
 impl FromValue for bool {
-    fn from_value(v: Value) -> Option<Self> {
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
         i64::from_value(v).map(|i| i != 0)
     }
 }
 impl FromValue for f64 {
-    fn from_value(v: Value) -> Option<Self> {
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
         match v {
-            Value::Int(i) => Some(i as f64),
-            Value::Real(f) => Some(f),
-            Value::Text(t) => t.parse().ok(),
-            Value::Null => None,
+            Value::Int(i) => Ok(i as f64),
+            Value::Real(f) => Ok(f),
+            Value::Text(t) => t.parse().map_err(|_| Value::Text(t)),
+            Value::Null => Err(Value::Null),
         }
     }
 }
 impl FromValue for String {
-    fn from_value(v: Value) -> Option<Self> {
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
         match v {
-            Value::Text(t) => Some(t),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Real(f) => Some(f.to_string()),
-            Value::Null => None,
+            Value::Text(t) => Ok(t),
+            Value::Int(i) => Ok(i.to_string()),
+            Value::Real(f) => Ok(f.to_string()),
+            Value::Null => Err(Value::Null),
         }
     }
 }
 impl<T: FromValue> FromValue for Option<T> {
-    fn from_value(v: Value) -> Option<Self> {
+    fn from_value(v: Value) -> std::result::Result<Self, Value> {
         match v {
-            Value::Null => Some(None),
+            Value::Null => Ok(None),
             v => T::from_value(v).map(Some),
         }
     }
@@ -281,10 +279,9 @@ impl Row<'_> {
             },
             Row::Pg(r) => r.try_get::<_, Value>(i)?,
         };
-        let shown = format!("{v:?}");
-        T::from_value(v).ok_or_else(|| {
+        T::from_value(v).map_err(|v| {
             Error::Other(format!(
-                "store: column {i} holds {shown}, not a {}",
+                "store: column {i} holds {v:?}, not a {}",
                 std::any::type_name::<T>()
             ))
         })

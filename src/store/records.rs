@@ -22,6 +22,8 @@ pub struct RecordTx<'a> {
     by_kind: std::collections::BTreeMap<&'static str, u64>,
     /// Deliver this batch's accepted records to delivered/ once committed.
     pub deliver: bool,
+    /// The time its rows are stamped with (`updated_at`): the batch's, read once.
+    now: String,
 }
 
 /// Keys of one batch kept in memory before the rest go to the temp store
@@ -100,6 +102,7 @@ impl Store {
             seen_count: 0,
             by_kind: Default::default(),
             deliver: false,
+            now: now(),
         })
     }
 }
@@ -206,7 +209,7 @@ impl RecordTx<'_> {
         batch_id: Option<&str>,
         version: i64,
     ) -> Result<u64> {
-        let updated_at = now();
+        let updated_at = self.now.as_str();
         let params: Vec<&dyn db::ToParam> = values
             .iter()
             .map(|v| v as &dyn db::ToParam)

@@ -337,6 +337,31 @@ impl Lexer {
                 }
                 continue;
             }
+            if let State::Tag { end, quote, .. } = self.state {
+                // Inside a tag: run to the next byte that matters (`>` or a quote
+                // outside a value, the closing quote inside one).
+                let rest = &bytes[i..];
+                let n = if quote != 0 {
+                    memchr::memchr(quote, rest)
+                } else {
+                    memchr::memchr3(b'>', b'"', b'\'', rest)
+                }
+                .unwrap_or(rest.len());
+                if n > 0 {
+                    self.check_chars(&rest[..n], offset + i as u64)?;
+                    self.run += n;
+                    if self.run > self.limits.tag {
+                        return Err(self.limit("a tag", self.limits.tag));
+                    }
+                    self.state = State::Tag {
+                        end,
+                        quote,
+                        last: rest[n - 1],
+                    };
+                    i += n;
+                    continue;
+                }
+            }
             let b = bytes[i];
             i += 1;
             self.check_chars(std::slice::from_ref(&b), offset + i as u64 - 1)?;

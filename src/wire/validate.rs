@@ -2,6 +2,7 @@
 //! document against the XSD with libxml2.
 
 use crate::context::error::{Code, Error, IoContext, Reject, Result};
+use crate::domain::RecordKind;
 use crate::wire::document::{self, DocKind, Scan};
 use flate2::bufread::MultiGzDecoder;
 use libxml::schemas::{SchemaParserContext, SchemaValidationContext};
@@ -136,21 +137,25 @@ impl Schemas {
         })
     }
 
-    /// Check a plain XML file: a first streaming pass refuses a DOCTYPE or
-    /// malformed XML (quick-xml never expands entities), then libxml2 validates.
+    /// Check a plain XML file in one pass of libxml2 (the root's kind first, from
+    /// its start): well-formed, valid against the XSD, its records counted.
+    /// The file comes from [`crate::wire::decode`], which has refused any DOCTYPE,
+    /// other encoding or over-long piece before a parser saw it.
     pub fn check(&mut self, path: &Path, expect: DocKind) -> Result<Scan> {
-        let scan = scan_file(path, expect)?;
-        self.validate(path, expect)?;
-        Ok(scan)
+        let root = peek_root_file(path, expect)?;
+        let records = self.validate(path, expect)?;
+        Ok(Scan { root, records })
     }
 
-    /// XSD validation of a file that has passed [`scan_file`]. libxml2 reads it
-    /// with its text reader under options of our choosing: no network, no DTD
-    /// loaded, no entity substituted, no recovery, no "huge" relaxation of its
-    /// own limits; a DOCTYPE node, should one ever get this far, is refused.
-    pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<()> {
+    /// XSD validation of a file; the number of record elements under its root.
+    /// libxml2 reads it with its text reader under options of our choosing: no
+    /// network, no DTD loaded, no entity substituted, no recovery, no "huge"
+    /// relaxation of its own limits; a DOCTYPE node, should one ever get this
+    /// far, is refused. A document that is not well-formed is refused as
+    /// XML-MALFORMED (libxml2's parser errors), an invalid one as XML-SCHEMA.
+    pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<u64> {
         use libxml::bindings as xml;
-        use std::ffi::{c_void, CString};
+        use std::ffi::{c_void, CStr, CString};
         let ctx = match kind {
             DocKind::Batch => &mut self.batch,
             DocKind::Ack => &mut self.ack,
@@ -163,7 +168,9 @@ impl Schemas {
             | xml::xmlParserOption_XML_PARSE_NOCDATA
             | xml::xmlParserOption_XML_PARSE_BIG_LINES) as i32;
         let mut errors = Errors::default();
+        let mut records = 0u64;
         let (outcome, doctype) = unsafe {
+            xml::xmlResetLastError();
             let reader = xml::xmlReaderForFile(c_path.as_ptr(), c"UTF-8".as_ptr(), options);
             if reader.is_null() {
                 return Err(Error::Other(format!(
@@ -185,16 +192,62 @@ impl Schemas {
                     if outcome != 1 {
                         break;
                     }
-                    // XML_READER_TYPE_DOCUMENT_TYPE
-                    if xml::xmlTextReaderNodeType(reader) == 10 {
-                        doctype = true;
-                        break;
+                    match xml::xmlTextReaderNodeType(reader) {
+                        // XML_READER_TYPE_ELEMENT: a record is an element right under the root.
+                        1 if xml::xmlTextReaderDepth(reader) == 1 => {
+                            let name = xml::xmlTextReaderConstLocalName(reader);
+                            if !name.is_null()
+                                && RecordKind::from_element(
+                                    CStr::from_ptr(name as *const _).to_bytes(),
+                                )
+                                .is_some()
+                            {
+                                records += 1;
+                            }
+                        }
+                        // XML_READER_TYPE_DOCUMENT_TYPE
+                        10 => {
+                            doctype = true;
+                            break;
+                        }
+                        _ => {}
                     }
                 }
                 if outcome == 0 && xml::xmlTextReaderIsValid(reader) != 1 {
-                    outcome = -1;
+                    outcome = -2;
                 }
                 xml::xmlTextReaderSchemaValidateCtxt(reader, std::ptr::null_mut(), 0);
+            }
+            // The reader stops (-1) only where the XML itself is broken; an
+            // invalid document is read to its end. The parser's message, if it
+            // did not come through the handler, is libxml2's last error.
+            let broken = outcome == -1 && !doctype;
+            if broken && !errors.list.iter().any(|e| e.malformed) {
+                let last = xml::xmlGetLastError();
+                let (line, column, message) = if last.is_null() || (*last).message.is_null() {
+                    (
+                        xml::xmlTextReaderGetParserLineNumber(reader),
+                        0,
+                        String::new(),
+                    )
+                } else {
+                    let e = &*last;
+                    (
+                        e.line,
+                        e.int2,
+                        CStr::from_ptr(e.message).to_string_lossy().into_owned(),
+                    )
+                };
+                errors.list.push(Message {
+                    line,
+                    column,
+                    message: if message.trim().is_empty() {
+                        "the document is not well-formed XML".into()
+                    } else {
+                        message
+                    },
+                    malformed: true,
+                });
             }
             xml::xmlFreeTextReader(reader);
             (outcome, doctype)
@@ -207,12 +260,19 @@ impl Schemas {
             .into());
         }
         if outcome == 0 && errors.list.is_empty() {
-            return Ok(());
+            return Ok(records);
         }
-        let detail = match errors.list.first() {
-            Some((line, col, msg)) => format!(
-                "line {line}, column {col}: {}",
-                crate::context::text::printable(msg.trim(), 300)
+        // Not well-formed outweighs not valid, wherever it was met.
+        let (code, first) = match errors.list.iter().find(|e| e.malformed) {
+            Some(e) => (Code::XmlMalformed, Some(e)),
+            None => (Code::XmlSchema, errors.list.first()),
+        };
+        let detail = match first {
+            Some(e) => format!(
+                "line {}, column {}: {}",
+                e.line,
+                e.column,
+                crate::context::text::printable(e.message.trim(), 300)
             ),
             None => "invalid against the XSD".to_string(),
         };
@@ -221,13 +281,23 @@ impl Schemas {
         } else {
             String::new()
         };
-        Err(Reject::new(Code::XmlSchema, format!("{detail}{more}")).into())
+        Err(Reject::new(code, format!("{detail}{more}")).into())
     }
 }
 
-/// libxml2's messages about one document: the first few, and how many.
+/// One message of libxml2's.
+struct Message {
+    line: i32,
+    column: i32,
+    message: String,
+    /// From the parser (the document is not well-formed), not the validator.
+    malformed: bool,
+}
+
+/// libxml2's messages about one document: the first few (and the first
+/// parser error), and how many.
 struct Errors {
-    list: Vec<(i32, i32, String)>,
+    list: Vec<Message>,
     count: usize,
     /// The reader, for the column the parser has reached (schema errors carry none).
     reader: libxml::bindings::xmlTextReaderPtr,
@@ -255,7 +325,11 @@ unsafe extern "C" fn collect_error(
     let errors = unsafe { &mut *(user as *mut Errors) };
     let error = unsafe { &*error };
     errors.count += 1;
-    if errors.list.len() < 5 {
+    // An error (not a warning) that is not the schema's: the XML is broken.
+    let malformed = error.domain != libxml::bindings::xmlErrorDomain_XML_FROM_SCHEMASV as i32
+        && error.domain != libxml::bindings::xmlErrorDomain_XML_FROM_SCHEMASP as i32
+        && error.level >= libxml::bindings::xmlErrorLevel_XML_ERR_ERROR;
+    if errors.list.len() < 5 || (malformed && !errors.list.iter().any(|e| e.malformed)) {
         let msg = if error.message.is_null() {
             String::new()
         } else {
@@ -267,7 +341,12 @@ unsafe extern "C" fn collect_error(
         if column == 0 && !errors.reader.is_null() {
             column = unsafe { libxml::bindings::xmlTextReaderGetParserColumnNumber(errors.reader) };
         }
-        errors.list.push((error.line, column, msg));
+        errors.list.push(Message {
+            line: error.line,
+            column,
+            message: msg,
+            malformed,
+        });
     }
 }
 
@@ -300,14 +379,6 @@ fn of_kind(root: &document::Root, expect: DocKind) -> Result<()> {
 /// Whether a refusal came from reading the document itself (not from the XSD).
 fn is_unreadable(rej: &Reject) -> bool {
     matches!(rej.code, Code::XmlMalformed | Code::XmlDoctype)
-}
-
-/// The streaming pre-pass: no DOCTYPE, well-formed, root of the expected kind.
-pub fn scan_file(path: &Path, expect: DocKind) -> Result<Scan> {
-    let f = File::open(path).at(path)?;
-    let scan = document::scan(BufReader::with_capacity(1 << 16, f))?;
-    of_kind(&scan.root, expect)?;
-    Ok(scan)
 }
 
 /// XSD validation on a thread of its own, so that libxml2 checks a batch while
@@ -442,8 +513,8 @@ impl Validator {
         })
     }
 
-    /// Start checking a file on the validator's thread: the streaming pre-pass
-    /// ([`scan_file`]: no DOCTYPE, well-formed, counted), then the XSD.
+    /// Start checking a file on the validator's thread ([`Schemas::check`]:
+    /// well-formed, valid, its records counted).
     pub fn submit(&self, path: &Path, kind: DocKind) -> Pending {
         let (reply, answer) = mpsc::sync_channel(1);
         let dropped = Arc::new(AtomicBool::new(false));
