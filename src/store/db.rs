@@ -314,8 +314,9 @@ fn pg_sql(sql: &str) -> String {
     out
 }
 
-fn lite_params<'a>(params: &'a [&'a dyn ToParam]) -> Vec<P<'a>> {
-    params.iter().map(|p| p.p()).collect()
+/// The parameters as SQLite binds them, without collecting them first.
+fn lite_params<'a>(params: &'a [&'a dyn ToParam]) -> impl Iterator<Item = P<'a>> + 'a {
+    params.iter().map(|p| p.p())
 }
 
 impl Db {
@@ -346,10 +347,9 @@ impl Db {
     pub fn exec(&self, sql: &str, params: &[&dyn ToParam]) -> Result<u64> {
         match self {
             Db::Lite(c) => {
-                let ps = lite_params(params);
                 let n = c
                     .prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(ps.iter()))?;
+                    .execute(rusqlite::params_from_iter(lite_params(params)))?;
                 Ok(n as u64)
             }
             Db::Pg(pg) => {
@@ -381,9 +381,8 @@ impl Db {
     ) -> Result<()> {
         match self {
             Db::Lite(c) => {
-                let ps = lite_params(params);
                 let mut st = c.prepare_cached(sql)?;
-                let mut rows = st.query(rusqlite::params_from_iter(ps.iter()))?;
+                let mut rows = st.query(rusqlite::params_from_iter(lite_params(params)))?;
                 while let Some(r) = rows.next()? {
                     f(&Row::Lite(r))?;
                 }

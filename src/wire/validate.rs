@@ -148,11 +148,13 @@ impl Schemas {
     }
 
     /// XSD validation of a file; the number of record elements under its root.
-    /// libxml2 reads it with its text reader under options of our choosing: no
-    /// network, no DTD loaded, no entity substituted, no recovery, no "huge"
-    /// relaxation of its own limits; a DOCTYPE node, should one ever get this
-    /// far, is refused. A document that is not well-formed is refused as
-    /// XML-MALFORMED (libxml2's parser errors), an invalid one as XML-SCHEMA.
+    /// libxml2 streams it through its SAX parser with the schema plugged in (no
+    /// tree is built): with its default options it loads no DTD and substitutes
+    /// no entity, and the file comes from [`crate::wire::decode`], which has
+    /// refused any DOCTYPE, so no entity can be declared; a DOCTYPE that got this
+    /// far would still be refused. A document that is not well-formed is
+    /// refused as XML-MALFORMED (libxml2's parser errors), an invalid one as
+    /// XML-SCHEMA.
     pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<u64> {
         use libxml::bindings as xml;
         use std::ffi::{c_void, CStr, CString};
@@ -164,95 +166,57 @@ impl Schemas {
             .to_str()
             .and_then(|s| CString::new(s).ok())
             .ok_or_else(|| Error::Other(format!("{} is not a usable path", path.display())))?;
-        let options = (xml::xmlParserOption_XML_PARSE_NONET
-            | xml::xmlParserOption_XML_PARSE_NOCDATA
-            | xml::xmlParserOption_XML_PARSE_BIG_LINES) as i32;
         let mut errors = Errors::default();
-        let mut records = 0u64;
-        let (outcome, doctype) = unsafe {
-            xml::xmlResetLastError();
-            let reader = xml::xmlReaderForFile(c_path.as_ptr(), c"UTF-8".as_ptr(), options);
-            if reader.is_null() {
+        let mut seen = Seen::default();
+        let outcome = unsafe {
+            let input = xml::xmlParserInputBufferCreateFilename(
+                c_path.as_ptr(),
+                xml::xmlCharEncoding_XML_CHAR_ENCODING_UTF8,
+            );
+            if input.is_null() {
                 return Err(Error::Other(format!(
                     "libxml2 cannot open {}",
                     path.display()
                 )));
             }
-            errors.reader = reader;
-            xml::xmlTextReaderSetStructuredErrorHandler(
-                reader,
-                Some(collect_error),
-                &mut errors as *mut Errors as *mut c_void,
+            let mut sax: xml::xmlSAXHandler = std::mem::zeroed();
+            sax.initialized = xml::XML_SAX2_MAGIC;
+            sax.startElementNs = Some(sax_start);
+            sax.endElementNs = Some(sax_end);
+            sax.internalSubset = Some(sax_doctype);
+            let errors_ptr = &mut errors as *mut Errors as *mut c_void;
+            // The validator's errors, and the parser's (through this thread's
+            // handler; the validator thread is sedx's own).
+            xml::xmlSchemaSetValidStructuredErrors(ctx.as_ptr(), Some(collect_error), errors_ptr);
+            xml::xmlSetStructuredErrorFunc(errors_ptr, Some(collect_error));
+            xml::xmlResetLastError();
+            let outcome = xml::xmlSchemaValidateStream(
+                ctx.as_ptr(),
+                input,
+                xml::xmlCharEncoding_XML_CHAR_ENCODING_UTF8,
+                &mut sax,
+                &mut seen as *mut Seen as *mut c_void,
             );
-            let mut outcome = -1;
-            let mut doctype = false;
-            if xml::xmlTextReaderSchemaValidateCtxt(reader, ctx.as_ptr(), 0) == 0 {
-                loop {
-                    outcome = xml::xmlTextReaderRead(reader);
-                    if outcome != 1 {
-                        break;
-                    }
-                    match xml::xmlTextReaderNodeType(reader) {
-                        // XML_READER_TYPE_ELEMENT: a record is an element right under the root.
-                        1 if xml::xmlTextReaderDepth(reader) == 1 => {
-                            let name = xml::xmlTextReaderConstLocalName(reader);
-                            if !name.is_null()
-                                && RecordKind::from_element(
-                                    CStr::from_ptr(name as *const _).to_bytes(),
-                                )
-                                .is_some()
-                            {
-                                records += 1;
-                            }
-                        }
-                        // XML_READER_TYPE_DOCUMENT_TYPE
-                        10 => {
-                            doctype = true;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                if outcome == 0 && xml::xmlTextReaderIsValid(reader) != 1 {
-                    outcome = -2;
-                }
-                xml::xmlTextReaderSchemaValidateCtxt(reader, std::ptr::null_mut(), 0);
-            }
-            // The reader stops (-1) only where the XML itself is broken; an
-            // invalid document is read to its end. The parser's message, if it
-            // did not come through the handler, is libxml2's last error.
-            let broken = outcome == -1 && !doctype;
-            if broken && !errors.list.iter().any(|e| e.malformed) {
+            if outcome != 0 && !errors.list.iter().any(|e| e.malformed) {
                 let last = xml::xmlGetLastError();
-                let (line, column, message) = if last.is_null() || (*last).message.is_null() {
-                    (
-                        xml::xmlTextReaderGetParserLineNumber(reader),
-                        0,
-                        String::new(),
-                    )
-                } else {
+                if !last.is_null()
+                    && !(*last).message.is_null()
+                    && (*last).domain == xml::xmlErrorDomain_XML_FROM_PARSER as i32
+                {
                     let e = &*last;
-                    (
-                        e.line,
-                        e.int2,
-                        CStr::from_ptr(e.message).to_string_lossy().into_owned(),
-                    )
-                };
-                errors.list.push(Message {
-                    line,
-                    column,
-                    message: if message.trim().is_empty() {
-                        "the document is not well-formed XML".into()
-                    } else {
-                        message
-                    },
-                    malformed: true,
-                });
+                    errors.list.push(Message {
+                        line: e.line,
+                        column: e.int2,
+                        message: CStr::from_ptr(e.message).to_string_lossy().into_owned(),
+                        malformed: true,
+                    });
+                }
             }
-            xml::xmlFreeTextReader(reader);
-            (outcome, doctype)
+            xml::xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
+            xml::xmlSchemaSetValidStructuredErrors(ctx.as_ptr(), None, std::ptr::null_mut());
+            outcome
         };
-        if doctype {
+        if seen.doctype {
             return Err(Reject::new(
                 Code::XmlDoctype,
                 "document has a DOCTYPE; DTDs and entities are never accepted",
@@ -260,7 +224,7 @@ impl Schemas {
             .into());
         }
         if outcome == 0 && errors.list.is_empty() {
-            return Ok(records);
+            return Ok(seen.records);
         }
         // Not well-formed outweighs not valid, wherever it was met.
         let (code, first) = match errors.list.iter().find(|e| e.malformed) {
@@ -268,12 +232,18 @@ impl Schemas {
             None => (Code::XmlSchema, errors.list.first()),
         };
         let detail = match first {
-            Some(e) => format!(
+            Some(e) if e.column > 0 => format!(
                 "line {}, column {}: {}",
                 e.line,
                 e.column,
                 crate::context::text::printable(e.message.trim(), 300)
             ),
+            Some(e) => format!(
+                "line {}: {}",
+                e.line,
+                crate::context::text::printable(e.message.trim(), 300)
+            ),
+            None if outcome < 0 => "libxml2 could not read the document".to_string(),
             None => "invalid against the XSD".to_string(),
         };
         let more = if errors.count > 1 {
@@ -283,6 +253,58 @@ impl Schemas {
         };
         Err(Reject::new(code, format!("{detail}{more}")).into())
     }
+}
+
+/// What the SAX stream tells besides validity: records under the root, a DOCTYPE.
+#[derive(Default)]
+struct Seen {
+    depth: u32,
+    records: u64,
+    doctype: bool,
+}
+
+unsafe extern "C" fn sax_start(
+    ctx: *mut std::ffi::c_void,
+    localname: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+    _: std::ffi::c_int,
+    _: *mut *const libxml::bindings::xmlChar,
+    _: std::ffi::c_int,
+    _: std::ffi::c_int,
+    _: *mut *const libxml::bindings::xmlChar,
+) {
+    // SAFETY: `ctx` is the `Seen` of the validate call under way; `localname`
+    // a NUL-terminated name from libxml2.
+    let seen = unsafe { &mut *(ctx as *mut Seen) };
+    if seen.depth == 1 && !localname.is_null() {
+        let name = unsafe { std::ffi::CStr::from_ptr(localname as *const std::ffi::c_char) };
+        if RecordKind::from_element(name.to_bytes()).is_some() {
+            seen.records += 1;
+        }
+    }
+    seen.depth += 1;
+}
+
+unsafe extern "C" fn sax_end(
+    ctx: *mut std::ffi::c_void,
+    _: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+) {
+    // SAFETY: as in `sax_start`.
+    let seen = unsafe { &mut *(ctx as *mut Seen) };
+    seen.depth = seen.depth.saturating_sub(1);
+}
+
+unsafe extern "C" fn sax_doctype(
+    ctx: *mut std::ffi::c_void,
+    _: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+    _: *const libxml::bindings::xmlChar,
+) {
+    // SAFETY: as in `sax_start`.
+    unsafe { (*(ctx as *mut Seen)).doctype = true };
 }
 
 /// One message of libxml2's.
@@ -296,21 +318,10 @@ struct Message {
 
 /// libxml2's messages about one document: the first few (and the first
 /// parser error), and how many.
+#[derive(Default)]
 struct Errors {
     list: Vec<Message>,
     count: usize,
-    /// The reader, for the column the parser has reached (schema errors carry none).
-    reader: libxml::bindings::xmlTextReaderPtr,
-}
-
-impl Default for Errors {
-    fn default() -> Self {
-        Errors {
-            list: Vec::new(),
-            count: 0,
-            reader: std::ptr::null_mut(),
-        }
-    }
 }
 
 unsafe extern "C" fn collect_error(
@@ -337,13 +348,9 @@ unsafe extern "C" fn collect_error(
                 .to_string_lossy()
                 .into_owned()
         };
-        let mut column = error.int2;
-        if column == 0 && !errors.reader.is_null() {
-            column = unsafe { libxml::bindings::xmlTextReaderGetParserColumnNumber(errors.reader) };
-        }
         errors.list.push(Message {
             line: error.line,
-            column,
+            column: error.int2,
             message: msg,
             malformed,
         });
