@@ -292,6 +292,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_store_runs_with_the_settings_its_durability_and_speed_rely_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(&dir.path().join("s.sqlite"), 64).unwrap();
+        let pragma = |name: &str| -> String {
+            store
+                .db
+                .one(&format!("PRAGMA {name}"), params![], |r| {
+                    Ok(match r.get::<db::Value>(0)? {
+                        db::Value::Int(i) => i.to_string(),
+                        db::Value::Text(t) => t,
+                        other => format!("{other:?}"),
+                    })
+                })
+                .unwrap()
+        };
+        // WAL synced at every commit: an acknowledgment leaves only after it.
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2"); // FULL
+                                                // store_cache_mb, in KiB as SQLite counts a negative cache size.
+        assert_eq!(pragma("cache_size"), "-65536");
+        assert_eq!(pragma("wal_autocheckpoint"), "65536");
+    }
+
+    #[test]
     fn duplicates_in_a_batch_are_found_in_memory_and_past_the_memory_bound() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("s.sqlite")).unwrap();

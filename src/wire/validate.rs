@@ -129,8 +129,25 @@ fn compile(xsd: &str) -> Result<SchemaValidationContext> {
     })
 }
 
+/// libxml2 never loads anything from outside the document it is given: no DTD,
+/// no external entity, nothing over the network, whatever a document or a
+/// default option asks (the decoder refuses a DOCTYPE before libxml2 sees a
+/// document; this holds even if one got through).
+unsafe extern "C" fn refuse_external(
+    _: *const std::ffi::c_char,
+    _: *const std::ffi::c_char,
+    _: libxml::bindings::xmlParserCtxtPtr,
+) -> libxml::bindings::xmlParserInputPtr {
+    std::ptr::null_mut()
+}
+
 impl Schemas {
     pub fn new() -> Result<Schemas> {
+        static LOADER: std::sync::Once = std::sync::Once::new();
+        // SAFETY: sets libxml2's process-wide loader once, before any parse of ours.
+        LOADER.call_once(|| unsafe {
+            libxml::bindings::xmlSetExternalEntityLoader(Some(refuse_external))
+        });
         Ok(Schemas {
             batch: compile(BATCH_XSD)?,
             ack: compile(ACK_XSD)?,
@@ -149,10 +166,10 @@ impl Schemas {
 
     /// XSD validation of a file; the number of record elements under its root.
     /// libxml2 streams it through its SAX parser with the schema plugged in (no
-    /// tree is built): with its default options it loads no DTD and substitutes
-    /// no entity, and the file comes from [`crate::wire::decode`], which has
-    /// refused any DOCTYPE, so no entity can be declared; a DOCTYPE that got this
-    /// far would still be refused. A document that is not well-formed is
+    /// tree is built): it loads no DTD and substitutes no entity, its external
+    /// loader refuses everything ([`refuse_external`]), and the file comes from
+    /// [`crate::wire::decode`], which has refused any DOCTYPE, so no entity can
+    /// be declared; a DOCTYPE that got this far would still be refused. A document that is not well-formed is
     /// refused as XML-MALFORMED (libxml2's parser errors), an invalid one as
     /// XML-SCHEMA.
     pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<u64> {
@@ -570,4 +587,88 @@ pub fn validate_file(file: &Path) -> Result<(DocKind, u64)> {
     let kind = document::peek_root(BufReader::with_capacity(1 << 16, f))?.kind;
     let scan = Schemas::new()?.check(scratch.path(), kind)?;
     Ok((kind, scan.records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("doc.xml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn libxml2_loads_nothing_from_outside_the_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = doc(dir.path(), "<?xml version=\"1.0\"?><secret/>");
+        let _schemas = Schemas::new().unwrap();
+        let url = std::ffi::CString::new(secret.to_str().unwrap()).unwrap();
+        // SAFETY: a parser context of our own, freed here; a valid C string.
+        let loaded = unsafe {
+            let ctxt = libxml::bindings::xmlNewParserCtxt();
+            assert!(!ctxt.is_null());
+            let input =
+                libxml::bindings::xmlLoadExternalEntity(url.as_ptr(), std::ptr::null(), ctxt);
+            let loaded = !input.is_null();
+            if loaded {
+                libxml::bindings::xmlFreeInputStream(input);
+            }
+            libxml::bindings::xmlFreeParserCtxt(ctxt);
+            loaded
+        };
+        assert!(!loaded, "libxml2 loaded a file named by a document");
+    }
+
+    #[test]
+    fn a_doctype_that_got_past_the_decoder_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = doc(
+            dir.path(),
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE batch [<!ENTITY x \"y\">]>\n<batch xmlns=\"urn:sedx:batch:1\"/>",
+        );
+        let err = Schemas::new()
+            .unwrap()
+            .validate(&path, DocKind::Batch)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Rejected(r) if r.code == Code::XmlDoctype),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn broken_xml_and_invalid_xml_get_their_own_codes_and_records_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut schemas = Schemas::new().unwrap();
+        let code = |schemas: &mut Schemas, text: &str| match schemas
+            .validate(&doc(dir.path(), text), DocKind::Batch)
+        {
+            Err(Error::Rejected(r)) => Some(r.code),
+            _ => None,
+        };
+        let valid = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/batch-inspection.xml"),
+        )
+        .unwrap();
+        let n = schemas
+            .validate(&doc(dir.path(), &valid), DocKind::Batch)
+            .unwrap();
+        assert_eq!(
+            n,
+            valid.matches("<equipment>").count() as u64
+                + valid.matches("<inspectionReport>").count() as u64
+        );
+        let unclosed = valid.replacen("</userUnit>", "", 1);
+        assert_eq!(code(&mut schemas, &unclosed), Some(Code::XmlMalformed));
+        let entity = valid.replacen("<userUnit>", "<userUnit>&nbsp;", 1);
+        assert_eq!(code(&mut schemas, &entity), Some(Code::XmlMalformed));
+        let invalid = valid.replacen("<userUnit>", "<userUnitX>", 1).replacen(
+            "</userUnit>",
+            "</userUnitX>",
+            1,
+        );
+        assert_eq!(code(&mut schemas, &invalid), Some(Code::XmlSchema));
+    }
 }
