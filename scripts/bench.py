@@ -382,7 +382,17 @@ def grow(work, args):
     lat = drops_one_by_one(dfiles, insp, ilog, slog, done_files)
     sizes = {n: os.path.getsize(os.path.join(n, "store.sqlite")) for n in (insp, sup)}
     rss = (di.stop(), ds.stop())
-    return {"chunks": chunks, "order": order, "delta": lat, "rss": rss,
+    # The floor: SQLite alone, the same rows in the same order of growth.
+    log("scenario 5: SQLite alone on the same number of rows (scripts/sqlite-floor.py)")
+    out = subprocess.run([sys.executable, "scripts/sqlite-floor.py", "--rows", str(args.grow),
+                          "--chunk", str(args.chunk), "--cache-mb", str(args.grow_cache_mb),
+                          "--dir", work], capture_output=True, text=True, check=True).stdout
+    floor = []
+    for line in out.splitlines()[1:]:
+        parts = line.replace(",", "").split()
+        if len(parts) == 3:
+            floor.append((int(parts[0]), float(parts[1]), float(parts[2])))
+    return {"chunks": chunks, "order": order, "delta": lat, "rss": rss, "floor": floor,
             "store_bytes": sizes[sup], "register_bytes": sizes[insp]}
 
 
@@ -447,6 +457,13 @@ def main():
                 p(f"     {stage:<26} {secs:8.2f} s")
             p(f"   tools total            {s2['total']:8.1f} s")
             p(f"   sedx / tools           {s1['elapsed'] / s2['total']:8.2f}   (target 0.60 or less)")
+            # The work the issue keeps, each step at the standard tool's speed:
+            # XSD on both sides, a store on both sides (the receiver's and the
+            # sender's register), one decompression.
+            st, n = s2["stages"], s1["records"]
+            floor = 1e6 * (2 * st["xmllint --stream --schema"] + 2 * st["sqlite3 .import"] + st["gunzip"]) / n
+            p(f"   floor by the tools     {floor:8.1f} us a record: xmllint on both sides, sqlite3 .import on both "
+              f"sides, gunzip (sedx: {1e6 * (s1['cpu_sender'] + s1['cpu_receiver']) / n:.0f} us; target 25 us)")
             p("")
     if "3" in args.only:
         s3 = delta(args.work, args)
@@ -495,6 +512,11 @@ def main():
         d = s5["delta"]
         p(f"   then {d['drops']} drops of 10: to store p99 {d['store_p99']:.0f} ms, to acknowledgment "
           f"p99 {d['ack_p99']:.0f} ms   (targets 500 ms / 1000 ms)")
+        if s5["floor"]:
+            f0, f1 = s5["floor"][0], s5["floor"][-1]
+            p(f"   SQLite alone on the same number of rows (scripts/sqlite-floor.py, same layout and settings):")
+            p(f"     {f0[0]:,} rows: {f0[2]:.1f} us wall a row; {f1[0]:,} rows: {f1[2]:.1f} us; "
+              f"last / first {f0[2] / f1[2]:.2f} (its own floor for the 0.80 target)")
         p(f"   store {s5['store_bytes'] / 2**30:.1f} GiB (receiver), {s5['register_bytes'] / 2**30:.1f} GiB (sender's register); "
           f"peak memory {s5['rss'][0]:.0f} / {s5['rss'][1]:.0f} MiB")
         p("")
