@@ -396,6 +396,12 @@ def grow(work, args):
             "store_bytes": sizes[sup], "register_bytes": sizes[insp]}
 
 
+def delta_lines(p, d):
+    """The latency lines of scenario 3 (and 3p)."""
+    p(f"   drop to receiver's store      p50 {d['store_p50']:6.0f} ms   p99 {d['store_p99']:6.0f} ms   (target p99 < 500 ms)")
+    p(f"   drop to acknowledgment back   p50 {d['ack_p50']:6.0f} ms   p99 {d['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -468,8 +474,7 @@ def main():
     if "3" in args.only:
         s3 = delta(args.work, args)
         p(f"3. Delta: {s3['drops']} drops of 10 records, one after another")
-        p(f"   drop to receiver's store      p50 {s3['store_p50']:6.0f} ms   p99 {s3['store_p99']:6.0f} ms   (target p99 < 500 ms)")
-        p(f"   drop to acknowledgment back   p50 {s3['ack_p50']:6.0f} ms   p99 {s3['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
+        delta_lines(p, s3)
         p("")
     if args.pg_url and "1" in args.only:
         s1p = full_load(args.work, args, pg=True)
@@ -487,8 +492,7 @@ def main():
     if args.pg_url and "3" in args.only:
         s3p = delta(args.work, args, pg=True)
         p(f"3p. Delta on PostgreSQL: {s3p['drops']} drops of 10 records")
-        p(f"   drop to receiver's store      p50 {s3p['store_p50']:6.0f} ms   p99 {s3p['store_p99']:6.0f} ms   (target p99 < 500 ms)")
-        p(f"   drop to acknowledgment back   p50 {s3p['ack_p50']:6.0f} ms   p99 {s3p['ack_p99']:6.0f} ms   (target p99 < 1000 ms)")
+        delta_lines(p, s3p)
         p("")
     if "4" in args.only:
         s4 = big_batch(args.work, args)

@@ -298,19 +298,13 @@ mod tests {
         let pragma = |name: &str| -> String {
             store
                 .db
-                .one(&format!("PRAGMA {name}"), params![], |r| {
-                    Ok(match r.get::<db::Value>(0)? {
-                        db::Value::Int(i) => i.to_string(),
-                        db::Value::Text(t) => t,
-                        other => format!("{other:?}"),
-                    })
-                })
+                .one(&format!("PRAGMA {name}"), params![], |r| r.get(0))
                 .unwrap()
         };
-        // WAL synced at every commit: an acknowledgment leaves only after it.
+        // WAL synced at every commit (FULL is 2): an acknowledgment leaves only after it.
         assert_eq!(pragma("journal_mode"), "wal");
-        assert_eq!(pragma("synchronous"), "2"); // FULL
-                                                // store_cache_mb, in KiB as SQLite counts a negative cache size.
+        assert_eq!(pragma("synchronous"), "2");
+        // store_cache_mb, in KiB as SQLite counts a negative cache size.
         assert_eq!(pragma("cache_size"), "-65536");
         assert_eq!(pragma("wal_autocheckpoint"), "65536");
     }

@@ -174,7 +174,7 @@ impl Schemas {
     /// XML-SCHEMA.
     pub fn validate(&mut self, path: &Path, kind: DocKind) -> Result<u64> {
         use libxml::bindings as xml;
-        use std::ffi::{c_void, CStr, CString};
+        use std::ffi::{c_void, CString};
         let ctx = match kind {
             DocKind::Batch => &mut self.batch,
             DocKind::Ack => &mut self.ack,
@@ -220,13 +220,7 @@ impl Schemas {
                     && !(*last).message.is_null()
                     && (*last).domain == xml::xmlErrorDomain_XML_FROM_PARSER as i32
                 {
-                    let e = &*last;
-                    errors.list.push(Message {
-                        line: e.line,
-                        column: e.int2,
-                        message: CStr::from_ptr(e.message).to_string_lossy().into_owned(),
-                        malformed: true,
-                    });
+                    errors.list.push(Message::of(&*last));
                 }
             }
             xml::xmlSetStructuredErrorFunc(std::ptr::null_mut(), None);
@@ -249,17 +243,18 @@ impl Schemas {
             None => (Code::XmlSchema, errors.list.first()),
         };
         let detail = match first {
-            Some(e) if e.column > 0 => format!(
-                "line {}, column {}: {}",
-                e.line,
-                e.column,
-                crate::context::text::printable(e.message.trim(), 300)
-            ),
-            Some(e) => format!(
-                "line {}: {}",
-                e.line,
-                crate::context::text::printable(e.message.trim(), 300)
-            ),
+            Some(e) => {
+                // Schema errors met in the stream carry no column.
+                let column = match e.column {
+                    0 => String::new(),
+                    c => format!(", column {c}"),
+                };
+                format!(
+                    "line {}{column}: {}",
+                    e.line,
+                    crate::context::text::printable(e.message.trim(), 300)
+                )
+            }
             None if outcome < 0 => "libxml2 could not read the document".to_string(),
             None => "invalid against the XSD".to_string(),
         };
@@ -333,6 +328,29 @@ struct Message {
     malformed: bool,
 }
 
+impl Message {
+    fn of(error: &libxml::bindings::xmlError) -> Message {
+        use libxml::bindings as xml;
+        let message = if error.message.is_null() {
+            String::new()
+        } else {
+            // SAFETY: libxml2's message, a NUL-terminated string it owns.
+            unsafe { std::ffi::CStr::from_ptr(error.message) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        Message {
+            line: error.line,
+            column: error.int2,
+            message,
+            // An error (not a warning) that is not the schema's: the XML is broken.
+            malformed: error.domain != xml::xmlErrorDomain_XML_FROM_SCHEMASV as i32
+                && error.domain != xml::xmlErrorDomain_XML_FROM_SCHEMASP as i32
+                && error.level >= xml::xmlErrorLevel_XML_ERR_ERROR,
+        }
+    }
+}
+
 /// libxml2's messages about one document: the first few (and the first
 /// parser error), and how many.
 #[derive(Default)]
@@ -348,29 +366,14 @@ unsafe extern "C" fn collect_error(
     if user.is_null() || error.is_null() {
         return;
     }
-    // SAFETY: `user` is the `Errors` of the validate call under way (the reader
-    // that calls back lives only inside it), `error` a valid libxml2 error.
+    // SAFETY: `user` is the `Errors` of the validate call under way (libxml2
+    // calls back only inside it), `error` a valid libxml2 error.
     let errors = unsafe { &mut *(user as *mut Errors) };
     let error = unsafe { &*error };
     errors.count += 1;
-    // An error (not a warning) that is not the schema's: the XML is broken.
-    let malformed = error.domain != libxml::bindings::xmlErrorDomain_XML_FROM_SCHEMASV as i32
-        && error.domain != libxml::bindings::xmlErrorDomain_XML_FROM_SCHEMASP as i32
-        && error.level >= libxml::bindings::xmlErrorLevel_XML_ERR_ERROR;
-    if errors.list.len() < 5 || (malformed && !errors.list.iter().any(|e| e.malformed)) {
-        let msg = if error.message.is_null() {
-            String::new()
-        } else {
-            unsafe { std::ffi::CStr::from_ptr(error.message) }
-                .to_string_lossy()
-                .into_owned()
-        };
-        errors.list.push(Message {
-            line: error.line,
-            column: error.int2,
-            message: msg,
-            malformed,
-        });
+    let message = Message::of(error);
+    if errors.list.len() < 5 || (message.malformed && !errors.list.iter().any(|e| e.malformed)) {
+        errors.list.push(message);
     }
 }
 
