@@ -108,11 +108,11 @@ def wait_for(logfile, message, n, timeout, what):
         time.sleep(0.02)
 
 
-def fresh_nodes(work, args, name, pg=False, cache_mb=None):
+def fresh_nodes(work, args, name, pg=False, cache_mb=None, suite="ed25519"):
     d = os.path.join(work, name)
     sh(SEDX, "demo", "--nodes-only", "--dir", d, "--sshd-port", str(args.port),
        "--host-key", args.host_key, "--authorized-keys", args.authorized_keys,
-       "--user", args.user, stdout=subprocess.DEVNULL)
+       "--user", args.user, "--suite", suite, stdout=subprocess.DEVNULL)
     insp, sup = os.path.join(d, "inspection"), os.path.join(d, "supervision")
     for node in (insp, sup):
         cfg = os.path.join(node, "sedx.toml")
@@ -135,10 +135,10 @@ def fresh_nodes(work, args, name, pg=False, cache_mb=None):
     return insp, sup
 
 
-def running_pair(work, args, name, pg=False, cache_mb=None):
+def running_pair(work, args, name, pg=False, cache_mb=None, suite="ed25519"):
     """Fresh nodes in NAME-nodes/, each run by a daemon logging to NAME-insp.log or
     NAME-sup.log: (insp, sup, insp log, sup log, insp daemon, sup daemon)."""
-    insp, sup = fresh_nodes(work, args, name + "-nodes", pg, cache_mb)
+    insp, sup = fresh_nodes(work, args, name + "-nodes", pg, cache_mb, suite)
     ilog, slog = (os.path.join(work, f"{name}-{side}.log") for side in ("insp", "sup"))
     return insp, sup, ilog, slog, Daemon(insp, ilog), Daemon(sup, slog)
 
@@ -156,14 +156,16 @@ def drop(files, outbound):
         os.rename(f, os.path.join(outbound, os.path.basename(f)))
 
 
-def full_load(work, args, pg=False):
-    log(f"scenario 1{' on PostgreSQL' if pg else ''}: {args.records:,} records in batches of {args.batch:,}")
-    data = os.path.join(work, "load-pg" if pg else "load")
+def full_load(work, args, pg=False, suite="ed25519"):
+    where = " on PostgreSQL" if pg else (" on an SM2/SM3 channel" if suite == "sm2" else "")
+    log(f"scenario 1{where}: {args.records:,} records in batches of {args.batch:,}")
+    name = "load-pg" if pg else ("load-sm2" if suite == "sm2" else "load")
+    data = os.path.join(work, name)
     files = gen(data, args.records, args.batch)
     keep = os.path.join(work, "load-copy")
-    if not pg:
+    if name == "load":
         shutil.copytree(data, keep)  # the same files for the tools in scenario 2
-    insp, sup, ilog, slog, di, ds = running_pair(work, args, "load-pg" if pg else "load", pg)
+    insp, sup, ilog, slog, di, ds = running_pair(work, args, name, pg, suite=suite)
     time.sleep(0.5)
     t0 = time.time()
     drop(files, os.path.join(insp, "outbound"))
@@ -432,6 +434,7 @@ def main():
     ap.add_argument("--chunk", type=int, default=1_000_000, help="scenario 5: records a chunk")
     ap.add_argument("--only", default="12345", help="scenarios to run (2 needs 1)")
     ap.add_argument("--pg-url", default="", help="a PostgreSQL server: scenarios 1 and 3 again on it")
+    ap.add_argument("--sm2", type=int, default=1, help="scenario 1 again on an SM2/SM3 channel (0: not)")
     args = ap.parse_args()
     out = []
     p = out.append
@@ -471,6 +474,26 @@ def main():
             p(f"   floor by the tools     {floor:8.1f} us a record: xmllint on both sides, sqlite3 .import on both "
               f"sides, gunzip (sedx: {1e6 * (s1['cpu_sender'] + s1['cpu_receiver']) / n:.0f} us; target 25 us)")
             p("")
+    if args.sm2 and "1" in args.only:
+        s1s = full_load(args.work, args, suite="sm2")
+        p(f"1s. Full load on an SM2/SM3 channel (SM2 signatures with SM3, SM3 markers; issue 16): "
+          f"{s1s['records']:,} records")
+        p(f"   end to end            {s1s['elapsed']:8.1f} s   {s1s['rate']:10,.0f} records/s")
+        for stage in ("seal", "verify", "acknowledge"):
+            secs = s1s["stages"][stage]
+            rate = s1s["records"] / secs if secs > 0 else float("inf")
+            p(f"     {stage:<20} {secs:8.2f} s   {rate:10,.0f} records/s")
+        cpu_s = s1s["cpu_sender"] + s1s["cpu_receiver"]
+        p(f"   CPU time              sender {s1s['cpu_sender']:.1f} s, receiver {s1s['cpu_receiver']:.1f} s "
+          f"({1e6 * cpu_s / s1s['records']:.0f} us a record, both processes)")
+        if "1" in args.only:
+            cpu_e = s1["cpu_sender"] + s1["cpu_receiver"]
+            p(f"   SM2 / Ed25519         wall {s1s['elapsed'] / s1['elapsed']:.2f}, CPU {cpu_s / cpu_e:.2f}; "
+              f"seal {s1s['stages']['seal'] / s1['stages']['seal']:.2f}, verify "
+              f"{s1s['stages']['verify'] / max(s1['stages']['verify'], 1e-9):.2f}")
+        if s1s["not_accepted"]:
+            p(f"   note: {s1s['not_accepted']} batch(es) not wholly accepted")
+        p("")
     if "3" in args.only:
         s3 = delta(args.work, args)
         p(f"3. Delta: {s3['drops']} drops of 10 records, one after another")

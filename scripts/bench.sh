@@ -8,6 +8,7 @@
 #   ONLY=3 bash scripts/bench.sh          some scenarios only (2 needs 1)
 #   GROW=3000000 CHUNK=500000 ONLY=5 bash scripts/bench.sh   a smaller growing store
 #   PG=0 bash scripts/bench.sh            without the PostgreSQL runs of 1 and 3
+#   SM2=0 bash scripts/bench.sh           without scenario 1 on an SM2/SM3 channel
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh sqlite3 postgresql-client
@@ -25,4 +26,5 @@ python3 scripts/bench.py --work "$work" --port "$PORT" --host-key "$HOST_KEY" \
   --authorized-keys "$AUTHORIZED_KEYS" --user "$(id -un)" \
   --records "${RECORDS:-1000000}" --batch "${BATCH:-10000}" --drops "${DROPS:-200}" \
   --big-mb "${BIG_MB:-1000}" --only "${ONLY:-12345}" \
-  --grow "${GROW:-10000000}" --grow-cache-mb "${GROW_CACHE_MB:-1024}" --chunk "${CHUNK:-1000000}" --pg-url "$pg_url"
+  --grow "${GROW:-10000000}" --grow-cache-mb "${GROW_CACHE_MB:-1024}" --chunk "${CHUNK:-1000000}" --pg-url "$pg_url" \
+  --sm2 "${SM2:-1}"

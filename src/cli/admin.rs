@@ -85,11 +85,13 @@ pub fn card(a: CardArgs, node: &Path) -> Result<ExitCode> {
 
 pub fn peer_cmd(a: PeerArgs, node: &Path) -> Result<ExitCode> {
     let PeerArgs {
-        cmd: PeerCmd::Add {
-            card,
-            transport,
-            agency,
-        },
+        cmd:
+            PeerCmd::Add {
+                card,
+                transport,
+                agency,
+                suite,
+            },
     } = a;
     let transport = match transport.as_str() {
         "push" => sedx::context::config::Transport::Push,
@@ -98,11 +100,14 @@ pub fn peer_cmd(a: PeerArgs, node: &Path) -> Result<ExitCode> {
         other => bail!("--transport {other:?}: use push, pull or local"),
     };
     let c = sedx::tools::card::read(&card)?;
-    let added = sedx::tools::card::add(node, &c, transport, agency)?;
+    let added = sedx::tools::card::add(node, &c, transport, agency, suite)?;
+    let suite = added.peer.suite.unwrap_or_default();
     println!(
-        "peer {} ({}) added to sedx.toml and allowed_signers",
+        "peer {} ({}) added to sedx.toml, allowed_signers and sm2_trust; the channel uses {} (suite = \"{}\"): its operator must set the same for this node",
         c.id,
-        c.role.as_str()
+        c.role.as_str(),
+        suite.describe(),
+        suite.as_str()
     );
     if transport != sedx::context::config::Transport::Pull {
         println!(

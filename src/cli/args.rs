@@ -102,6 +102,11 @@ pub struct InitArgs {
     pub id: String,
     #[arg(long, value_enum)]
     pub role: Role,
+    /// The suite of this node's channels: ed25519 (SSHSIG, SHA-256) or sm2
+    /// (SM2 signatures with SM3, SM3 markers: GB/T 39786). Both signing keys
+    /// are made either way; a [[peer]] may set its own.
+    #[arg(long, default_value = "ed25519", value_parser = sedx::tools::demo::parse_suite)]
+    pub suite: sedx::wire::suite::Suite,
 }
 
 #[derive(clap::Args)]
@@ -111,7 +116,7 @@ pub struct SealArgs {
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// The set's .xml.gz (or its .sha256 marker).
+    /// The set's .xml.gz (or its marker, .sha256 or .sm3).
     pub set: PathBuf,
     /// The node id the set must be signed by.
     #[arg(long)]
@@ -359,6 +364,10 @@ pub enum PeerCmd {
         /// The agency the peer speaks for (default: the card's).
         #[arg(long)]
         agency: Option<String>,
+        /// The channel's suite, ed25519 or sm2 (default: the card's); the peer
+        /// must set the same.
+        #[arg(long, value_parser = sedx::tools::demo::parse_suite)]
+        suite: Option<sedx::wire::suite::Suite>,
     },
 }
 

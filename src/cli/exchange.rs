@@ -8,12 +8,25 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn init(a: InitArgs, _node: &Path) -> Result<ExitCode> {
-    let InitArgs { dir, id, role } = a;
-    let info = Node::init(&dir, &id, role)?;
-    println!("node {id} ({}) created in {}", role.as_str(), dir.display());
+    let InitArgs {
+        dir,
+        id,
+        role,
+        suite,
+    } = a;
+    let info = Node::init(&dir, &id, role, suite)?;
+    println!(
+        "node {id} ({}) created in {}; its channels use {} (suite = \"{}\")",
+        role.as_str(),
+        dir.display(),
+        suite.describe(),
+        suite.as_str()
+    );
     println!();
     println!("Give each peer this line for its allowed_signers file:");
     println!("  {}", info.allowed_signers_line);
+    println!("and this one for its sm2_trust file (SM2 channels):");
+    println!("  {}", info.sm2_trust_line);
     println!("Give each peer's SFTP server this login key (authorized_keys):");
     println!("  {}", info.login_public_key);
     match info.host_key_pin {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 pub const CONFIG_FILE: &str = "sedx.toml";
 
 pub use crate::domain::Role;
+pub use crate::wire::suite::Suite;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +27,17 @@ pub struct NodeSection {
     /// OpenSSH allowed_signers file; principals are node ids.
     #[serde(default = "default_allowed_signers")]
     pub allowed_signers: PathBuf,
+    /// The suite of this node's channels unless a [[peer]] says otherwise:
+    /// "ed25519" (SSHSIG, SHA-256 marker) or "sm2" (SM2 with SM3, SM3 marker).
+    #[serde(default)]
+    pub suite: Suite,
+    /// SM2 private key (PKCS#8 PEM, as `openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:SM2` writes it) that signs sets of SM2 channels.
+    #[serde(default = "default_sm2_signing_key")]
+    pub sm2_signing_key: PathBuf,
+    /// SM2 public keys trusted, by node id: `NODE_ID BASE64` lines.
+    #[serde(default = "default_sm2_trust")]
+    pub sm2_trust: PathBuf,
     /// A plain file is taken only when its size is unchanged over this interval.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
@@ -172,6 +184,12 @@ fn default_login_key() -> PathBuf {
 fn default_allowed_signers() -> PathBuf {
     "keys/allowed_signers".into()
 }
+fn default_sm2_signing_key() -> PathBuf {
+    "keys/signing_sm2.pem".into()
+}
+fn default_sm2_trust() -> PathBuf {
+    "keys/sm2_trust".into()
+}
 fn default_settle_ms() -> u64 {
     1000
 }
@@ -233,6 +251,10 @@ pub struct PeerConfig {
     /// responsible agency on a supervision node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agency: Option<String>,
+    /// This channel's suite ("ed25519" or "sm2"), agreed with the peer; the
+    /// node's `suite` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<Suite>,
 }
 
 /// How sets travel between this node and a peer.
@@ -404,6 +426,9 @@ impl Config {
                 signing_key: default_signing_key(),
                 login_key: default_login_key(),
                 allowed_signers: default_allowed_signers(),
+                suite: Suite::Ed25519,
+                sm2_signing_key: default_sm2_signing_key(),
+                sm2_trust: default_sm2_trust(),
                 settle_ms: default_settle_ms(),
                 gzip_level: default_gzip_level(),
                 scan_interval_secs: default_scan_secs(),
@@ -451,6 +476,18 @@ impl Config {
             start: 0,
             end: 24 * 60,
         })
+    }
+
+    /// The suite of the channel with `peer` (the node's own for itself).
+    pub fn suite_of(&self, peer: &str) -> Suite {
+        self.peer(peer)
+            .and_then(|p| p.suite)
+            .unwrap_or(self.node.suite)
+    }
+
+    /// Whether any channel uses the SM2 suite.
+    pub fn uses_sm2(&self) -> bool {
+        self.node.suite == Suite::Sm2 || self.peers.iter().any(|p| p.suite == Some(Suite::Sm2))
     }
 
     /// The peer that speaks for an inspection agency.

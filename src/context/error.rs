@@ -11,12 +11,14 @@ pub enum Code {
     SetName,
     /// The .sha256 marker is malformed or names another file.
     SetMarker,
-    /// Size or SHA-256 of the payload differs from the marker.
+    /// Size or digest (SHA-256 or SM3) of the payload differs from the marker.
     SetChecksum,
     /// The signature is malformed, of another namespace, by an unknown key, or does not verify.
     SetSignature,
     /// The signing key is trusted, but not for the sender of this set.
     SetSigner,
+    /// The set is sealed in another suite (Ed25519 / SM2) than its channel's.
+    SetSuite,
     /// The payload is not a complete gzip stream.
     SetGzip,
     /// The payload or its expansion exceeds the node's limits.
@@ -76,12 +78,13 @@ pub enum Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 34] = [
         Code::SetName,
         Code::SetMarker,
         Code::SetChecksum,
         Code::SetSignature,
         Code::SetSigner,
+        Code::SetSuite,
         Code::SetGzip,
         Code::SetTooLarge,
         Code::SetPoison,
@@ -119,6 +122,7 @@ impl Code {
             Code::SetChecksum => "SET-CHECKSUM",
             Code::SetSignature => "SET-SIGNATURE",
             Code::SetSigner => "SET-SIGNER",
+            Code::SetSuite => "SET-SUITE",
             Code::SetGzip => "SET-GZIP",
             Code::SetTooLarge => "SET-TOO-LARGE",
             Code::SetPoison => "SET-POISON",

@@ -5,18 +5,28 @@
 use crate::context::config::{Config, Layout, Role};
 use crate::context::error::{Error, IoContext, Result};
 use crate::store::Store;
+use crate::wire::seal::Sealer;
 use crate::wire::set::{self, SetName};
+use crate::wire::sm2sig::{Sm2Key, Sm2Trust};
 use crate::wire::sshsig::{self, AllowedSigners};
+use crate::wire::suite::Suite;
 use crate::wire::validate::Validator;
+use crate::wire::verify::Trust;
 use ssh_key::PrivateKey;
 use std::path::Path;
+
+/// The node's signing keys: Ed25519 always, SM2 for the national suite.
+pub struct Keys {
+    pub ed25519: PrivateKey,
+    pub sm2: Option<Sm2Key>,
+}
 
 pub struct Node {
     pub layout: Layout,
     pub cfg: Config,
     pub store: Store,
-    pub(crate) key: PrivateKey,
-    pub(crate) signers: AllowedSigners,
+    pub(crate) keys: Keys,
+    pub(crate) trust: Trust,
     pub(crate) validator: Validator,
     /// SFTP sessions kept open between sets and passes, per peer.
     pub(crate) links: std::collections::BTreeMap<String, crate::transport::session::PeerSession>,
@@ -30,13 +40,17 @@ pub struct Node {
 /// What `sedx init` made, for the operator to hand to peers.
 pub struct InitInfo {
     pub allowed_signers_line: String,
+    /// This node's line of an sm2_trust file.
+    pub sm2_trust_line: String,
     pub login_public_key: String,
     pub host_key_pin: Option<String>,
 }
 
 impl Node {
-    /// Create a node folder: layout, config, signing and login keys.
-    pub fn init(dir: &Path, id: &str, role: Role) -> Result<InitInfo> {
+    /// Create a node folder: layout, config, signing keys (Ed25519 and SM2,
+    /// so that either suite can be agreed with a peer later), login key; its
+    /// channels use `suite` unless a [[peer]] says otherwise.
+    pub fn init(dir: &Path, id: &str, role: Role, suite: Suite) -> Result<InitInfo> {
         crate::context::config::check_node_id(id)?;
         if dir.join(crate::context::config::CONFIG_FILE).exists() {
             return Err(Error::Config(format!(
@@ -49,7 +63,8 @@ impl Node {
         // store and sedx.toml are the service account's alone, whatever the umask.
         crate::context::files::create_dir_mode(dir, 0o711)?;
         layout.create()?;
-        let cfg = Config::new(id, role);
+        let mut cfg = Config::new(id, role);
+        cfg.node.suite = suite;
         let keys = layout.resolve(&cfg.node.signing_key);
         crate::context::files::create_dir_mode(keys.parent().unwrap_or(dir), 0o700)?;
         let signing = sshsig::generate_key(&keys, &format!("{id} sedx signing"))?;
@@ -68,6 +83,15 @@ impl Node {
             format!("# principal = node id; add each peer's line here\n{signers_line}\n")
                 .as_bytes(),
         )?;
+        let sm2 = Sm2Key::generate(&layout.resolve(&cfg.node.sm2_signing_key))?;
+        let sm2_line = Sm2Trust::line(id, sm2.public());
+        crate::context::files::write_atomic(
+            &layout.resolve(&cfg.node.sm2_trust),
+            format!(
+                "# SM2 public keys by node id: NODE_ID BASE64 (the DER of `openssl pkey -pubout`); add each peer's line here\n{sm2_line}\n"
+            )
+            .as_bytes(),
+        )?;
         cfg.save(dir)?;
         // The store exists from the start: a local system may write into it (R14).
         let store_path = layout.resolve(&cfg.node.store);
@@ -75,6 +99,7 @@ impl Node {
         for f in [
             store_path.clone(),
             layout.resolve(&cfg.node.signing_key),
+            layout.resolve(&cfg.node.sm2_signing_key),
             layout.resolve(&cfg.node.login_key),
         ] {
             crate::context::files::set_mode(&f, 0o600)?;
@@ -85,6 +110,7 @@ impl Node {
             .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string());
         Ok(InitInfo {
             allowed_signers_line: signers_line,
+            sm2_trust_line: sm2_line,
             login_public_key: login.to_openssh().map_err(|e| Error::Key(e.to_string()))?,
             host_key_pin,
         })
@@ -102,14 +128,17 @@ impl Node {
             }
         }
         let store = open_store(&layout, &cfg)?;
-        let key = sshsig::load_private_key(&layout.resolve(&cfg.node.signing_key))?;
-        let signers = AllowedSigners::load(&layout.resolve(&cfg.node.allowed_signers))?;
+        let keys = Keys {
+            ed25519: sshsig::load_private_key(&layout.resolve(&cfg.node.signing_key))?,
+            sm2: load_sm2_key(&layout, &cfg)?,
+        };
+        let trust = load_trust(&layout, &cfg, &keys)?;
         Ok(Node {
             layout,
             cfg,
             store,
-            key,
-            signers,
+            keys,
+            trust,
             validator: Validator::start()?,
             links: Default::default(),
             complete: Default::default(),
@@ -117,7 +146,7 @@ impl Node {
         })
     }
 
-    /// Read sedx.toml and allowed_signers again (SIGHUP): a fixed pin, a new
+    /// Read sedx.toml, allowed_signers, sm2_trust and the SM2 key again (SIGHUP): a fixed pin, a new
     /// peer or key takes effect without a restart. On any error the node keeps
     /// the configuration it has. Open connections are closed and every peer is
     /// tried again at once. The node's id and store cannot change this way.
@@ -128,7 +157,12 @@ impl Node {
                 "the node id and store cannot change while running; restart sedx for that".into(),
             ));
         }
-        let signers = AllowedSigners::load(&self.layout.resolve(&cfg.node.allowed_signers))?;
+        // A channel switched to SM2 needs its key now, not at the next set.
+        let keys = Keys {
+            ed25519: self.keys.ed25519.clone(),
+            sm2: load_sm2_key(&self.layout, &cfg)?,
+        };
+        let trust = load_trust(&self.layout, &cfg, &keys)?;
         for p in &cfg.peers {
             crate::context::files::create_dir_all(&self.layout.inbound_of(p))?;
             if p.transport == crate::context::config::Transport::Local {
@@ -137,13 +171,27 @@ impl Node {
             self.store.transport_retry_now(&p.id)?;
         }
         self.cfg = cfg;
-        self.signers = signers;
+        self.keys = keys;
+        self.trust = trust;
         self.links.clear();
         Ok(())
     }
 
-    pub fn signers(&self) -> &AllowedSigners {
-        &self.signers
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The key that seals sets for `peer`, in its channel's suite.
+    pub fn sealer(&self, peer: &str) -> Result<Sealer<'_>> {
+        match self.cfg.suite_of(peer) {
+            Suite::Ed25519 => Ok(Sealer::Ed25519(&self.keys.ed25519)),
+            Suite::Sm2 => self
+                .keys
+                .sm2
+                .as_ref()
+                .map(Sealer::Sm2)
+                .ok_or_else(|| missing_sm2_key(&self.layout, &self.cfg)),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -159,7 +207,7 @@ impl Node {
         let name = SetName::new(&entry.set_name)?;
         let mut dir = self.layout.sent.clone();
         let mut n = 0;
-        while !name.marker(&dir).exists() {
+        while !name.is_complete(&dir) {
             n += 1;
             dir = self.layout.sent.join(format!("dup-{n}"));
             if !dir.exists() {
@@ -174,6 +222,41 @@ impl Node {
         self.store.mark_resent(&entry.set_name)?;
         Ok(name)
     }
+}
+
+/// The SM2 signing key: required when a channel uses SM2, loaded when present.
+fn load_sm2_key(layout: &Layout, cfg: &Config) -> Result<Option<Sm2Key>> {
+    let path = layout.resolve(&cfg.node.sm2_signing_key);
+    if path.exists() {
+        return Sm2Key::load(&path).map(Some);
+    }
+    if cfg.uses_sm2() {
+        return Err(missing_sm2_key(layout, cfg));
+    }
+    Ok(None)
+}
+
+fn missing_sm2_key(layout: &Layout, cfg: &Config) -> Error {
+    let path = layout.resolve(&cfg.node.sm2_signing_key);
+    Error::Config(format!(
+        "a channel uses the SM2 suite but there is no SM2 signing key at {p}: make one with \
+         `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:SM2 -out {p} && chmod 600 {p}`, \
+         then add its public key to the peers' sm2_trust (`sedx card` carries it)",
+        p = path.display()
+    ))
+}
+
+/// allowed_signers and sm2_trust, with this node's own SM2 key trusted for
+/// its own id (what it checks before shipping) even if the file lacks it.
+fn load_trust(layout: &Layout, cfg: &Config, keys: &Keys) -> Result<Trust> {
+    let mut sm2 = Sm2Trust::load(&layout.resolve(&cfg.node.sm2_trust))?;
+    if let Some(k) = &keys.sm2 {
+        sm2.add(&cfg.node.id, k.public());
+    }
+    Ok(Trust {
+        ssh: AllowedSigners::load(&layout.resolve(&cfg.node.allowed_signers))?,
+        sm2,
+    })
 }
 
 /// Open the node's store, refusing one that is missing, empty, damaged or of

@@ -70,7 +70,7 @@ pub fn unsafe_name_aside(
 ) -> Result<UnsafeName> {
     use sha2::Digest;
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let stem = &marker.as_bytes()[..marker.as_bytes().len() - set::MARKER.len()];
+    let stem = set::marker_stem(marker.as_bytes()).unwrap_or(marker.as_bytes());
     let shown = set::describe(std::ffi::OsStr::from_bytes(stem));
     let tag = hex::encode(&sha2::Sha256::digest(marker.as_bytes())[..8]);
     let qdir = node.layout.quarantine.join(peer).join("unsafe-names");
@@ -79,7 +79,7 @@ pub fn unsafe_name_aside(
     );
     tracing::warn!(peer, name = %shown, "quarantined: unsafe set name");
     write_reason(&qdir, &tag, Code::SetName.as_str(), &detail)?;
-    for ext in [set::PAYLOAD, set::SIG, set::MARKER] {
+    for ext in [set::PAYLOAD, set::SIG, set::MARKER, set::MARKER_SM3] {
         let mut file = stem.to_vec();
         file.extend_from_slice(ext.as_bytes());
         let from = dir.join(std::ffi::OsString::from_vec(file));
@@ -279,7 +279,7 @@ pub fn retry(node: &Node, id: i64, by: &str) -> Result<String> {
     let went = match q.kind {
         QuarantineKind::ReceivedSet | QuarantineKind::OutgoingSet => {
             let name = SetName::new(&q.name)?;
-            if !name.marker(&place).exists() {
+            if !name.is_complete(&place) {
                 return Err(Error::Other(format!(
                     "set {} is no longer in {}",
                     name,
@@ -299,7 +299,7 @@ pub fn retry(node: &Node, id: i64, by: &str) -> Result<String> {
                 }
                 _ => node.layout.outbound.clone(),
             };
-            if name.marker(&dest).exists() {
+            if name.is_complete(&dest) {
                 return Err(Error::Other(format!(
                     "a set named {name} already waits in {}",
                     dest.display()

@@ -36,7 +36,7 @@ pub fn deliver_pending(node: &Node) -> Result<u64> {
             // The document was complete: its marker is there, or still to be
             // written, or a reader took both.
             if path.exists() && !marker.exists() {
-                let sum = crate::wire::sshsig::sha256_file(&path)?;
+                let sum = crate::wire::suite::sha256_file(&path)?;
                 write_marker(&marker, &sum, &file)?;
             }
         } else {

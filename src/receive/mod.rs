@@ -17,7 +17,7 @@ use crate::wire::ack::{self, AckDoc, AckWriter};
 use crate::wire::document::{BatchHeader, DocKind};
 use crate::wire::seal;
 use crate::wire::set::{self, SetName};
-use crate::wire::sshsig::PayloadDigest;
+use crate::wire::suite::PayloadDigest;
 use crate::wire::validate;
 use crate::wire::verify::{self, Verified};
 use apply::Arrival;
@@ -235,7 +235,7 @@ fn refuse_authentic(
                     peer,
                     set_name: name.as_str(),
                     sha256: &verified.digest.sha256_hex(),
-                    arrived_at: crate::context::clock::modified(&name.marker(dir)),
+                    arrived_at: crate::context::clock::modified(&name.marker(dir, verified.suite)),
                 };
                 use_up(node, inc, &header, &arrival, rej, report)?;
                 return Ok(TakeOutcome::Done);
@@ -271,17 +271,29 @@ fn verify_or_refuse(
         dir,
         name,
         peer,
-        &node.signers,
+        &node.trust,
+        Some(node.cfg.suite_of(peer)),
         node.cfg.node.max_payload_bytes,
+        node.cfg.expand_limits(),
     ) {
         Ok(v) => Ok(Some(v)),
         Err(rej) => {
             // An unauthenticated set: we cannot tell a batch from an ack, so answer
-            // unless its (claimed) signature namespace says it is an ack.
-            let is_ack = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
+            // unless it claims to be an ack (an acknowledgment is never answered,
+            // so two nodes that disagree on their channel never answer each
+            // other's answers): by its SSHSIG namespace, or else by its
+            // document's root (an SM2 signature names no kind).
+            let claimed = set::read_small(&name.sig(dir), set::SMALL_FILE_MAX)
                 .ok()
                 .and_then(|b| crate::wire::sshsig::ParsedSig::parse(&b).ok())
-                .is_some_and(|s| s.namespace() == "sedx-ack");
+                .map(|s| DocKind::from_sig_namespace(s.namespace()));
+            let is_ack = match claimed {
+                Some(kind) => kind == Some(DocKind::Ack),
+                None => {
+                    validate::peek_kind(&name.payload(dir), node.cfg.expand_limits())
+                        == Some(DocKind::Ack)
+                }
+            };
             quarantine(node, inc, &rej, None, None, !is_ack, report)?;
             Ok(None)
         }
@@ -400,7 +412,7 @@ fn take_batch(
         peer,
         set_name: name.as_str(),
         sha256: &digest.sha256_hex(),
-        arrived_at: crate::context::clock::modified(&name.marker(dir)),
+        arrived_at: crate::context::clock::modified(&name.marker(dir, verified.suite)),
     };
     if let Some(entry) = node.store.journal(&header.id)? {
         if entry.peer != peer || !entry.sha256.eq_ignore_ascii_case(arrival.sha256) {
@@ -703,8 +715,8 @@ fn send_ack(node: &mut Node, entry: &JournalEntry, duplicate: bool) -> Result<()
     seal::seal(
         &node.layout.outbound,
         &name,
-        &node.key,
-        DocKind::Ack.sig_namespace(),
+        node.sealer(&entry.peer)?,
+        DocKind::Ack,
         node.cfg.node.gzip_level,
         |w| {
             let mut aw = AckWriter::begin(w, &doc).at(name.payload_file())?;
@@ -724,8 +736,8 @@ fn send_nack(node: &Node, peer: &str, tag: &str, doc: &AckDoc) -> Result<()> {
     seal::seal(
         &node.layout.outbound,
         &name,
-        &node.key,
-        DocKind::Ack.sig_namespace(),
+        node.sealer(peer)?,
+        DocKind::Ack,
         node.cfg.node.gzip_level,
         |w| {
             AckWriter::begin(w, doc)
@@ -802,19 +814,23 @@ pub fn check_set_file(node: &Node, part: &Path, from: &str) -> Result<CheckedSet
         .ok_or_else(|| Error::Other(format!("{}: no file name", part.display())))?;
     let (name, _) = SetName::of_file(file).ok_or_else(|| {
         Error::Other(format!(
-            "{file} is not a part of a sealed set (NAME.xml.gz[.sig|.sha256])"
+            "{file} is not a part of a sealed set (NAME.xml.gz[.sig|.sha256|.sm3])"
         ))
     })?;
     let dir = part
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // A configured peer's sets are checked in its channel's suite; another
+    // sender's in the suite they are marked in.
     let v = verify::verify_set(
         dir,
         &name,
         from,
-        node.signers(),
+        node.trust(),
+        node.cfg.peer(from).map(|_| node.cfg.suite_of(from)),
         node.cfg.node.max_payload_bytes,
+        node.cfg.expand_limits(),
     )?;
     crate::context::files::create_dir_all(&node.layout.work)?;
     let scratch = crate::context::files::Scratch::new_in(&node.layout.work, "verify");

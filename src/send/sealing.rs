@@ -100,17 +100,16 @@ pub fn seal_file(node: &mut Node, path: &Path, keep_source: bool) -> Result<Vec<
             count: part.count,
         };
         let out = node.layout.outbound.clone();
-        let sha = if name.marker(&out).exists() {
+        let sha = if name.is_complete(&out) {
             // Sealed before a crash took the rest of this step.
-            crate::wire::set::Marker::parse(&fs::read(name.marker(&out)).at(name.marker(&out))?)?
-                .sha256_hex
+            crate::wire::suite::sha256_file(&name.payload(&out))?
         } else {
             let fragment = part.fragment.clone();
             seal::seal(
                 &out,
                 &name,
-                &node.key,
-                DocKind::Batch.sig_namespace(),
+                node.sealer(peer)?,
+                DocKind::Batch,
                 node.cfg.node.gzip_level,
                 |w| {
                     let mut xw = Writer::new(&mut *w);

@@ -1,10 +1,11 @@
 //! Participant cards: what one node tells another to exchange with it, in one
 //! small TOML file (`sedx card`), and the join that reads it (`sedx peer add
-//! CARD`): the [[peer]] section, the allowed_signers line and the inbound
-//! folder, instead of four hand edits.
+//! CARD`): the [[peer]] section with the channel's suite, the allowed_signers
+//! and sm2_trust lines and the inbound folder, instead of five hand edits.
 
-use crate::context::config::{check_node_id, Config, Layout, PeerConfig, Role, Transport};
+use crate::context::config::{check_node_id, Config, Layout, PeerConfig, Role, Suite, Transport};
 use crate::context::error::{Error, IoContext, Result};
+use crate::wire::sm2sig::{Sm2Key, Sm2Public, Sm2Trust};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -19,8 +20,16 @@ pub struct Card {
     /// The inspection agency this node speaks for (an agency's card).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agency: Option<String>,
-    /// Verifies the sets and acknowledgments this node signs.
+    /// The suite this node's channels use (ed25519 or sm2): a peer that adds
+    /// this card uses it for their channel.
+    #[serde(default)]
+    pub suite: Suite,
+    /// Verifies the sets and acknowledgments this node signs (Ed25519 suite).
     pub signing_key: String,
+    /// Verifies what it signs in the SM2 suite: the base64 of its SM2 public
+    /// key's DER (a line of sm2_trust after the node id).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sm2_key: String,
     /// Logs in to the peer's SFTP server.
     pub login_key: String,
     /// Where this node's SFTP server is reached, as whom, and its host key pin.
@@ -81,10 +90,23 @@ pub fn make(dir: &Path, reach: &Reach) -> Result<Card> {
             .to_openssh()
             .map_err(|e| Error::Key(e.to_string()))
     };
+    let sm2_path = layout.resolve(&cfg.node.sm2_signing_key);
+    let sm2_key = if sm2_path.exists() {
+        Sm2Key::load(&sm2_path)?.public().to_base64()
+    } else if cfg.node.suite == Suite::Sm2 {
+        return Err(Error::Config(format!(
+            "this node's suite is sm2 but it has no SM2 key at {}",
+            sm2_path.display()
+        )));
+    } else {
+        String::new()
+    };
     Ok(Card {
         id: cfg.node.id.clone(),
         role: cfg.node.role,
         agency: reach.agency.clone(),
+        suite: cfg.node.suite,
+        sm2_key,
         signing_key: public(&cfg.node.signing_key)?,
         login_key: public(&cfg.node.login_key)?,
         host: reach.host.clone(),
@@ -126,6 +148,15 @@ pub fn read(path: &Path) -> Result<Card> {
             )));
         }
     }
+    if !card.sm2_key.is_empty() {
+        Sm2Public::from_base64(&card.sm2_key)
+            .map_err(|e| Error::Key(format!("card {}: sm2_key: {e}", path.display())))?;
+    } else if card.suite == Suite::Sm2 {
+        return Err(Error::Key(format!(
+            "card {}: its suite is sm2 but it carries no sm2_key; ask its operator for a new card",
+            path.display()
+        )));
+    }
     Ok(card)
 }
 
@@ -135,8 +166,15 @@ pub struct Added {
     pub login_key: String,
 }
 
-/// Add the card's node as a peer of the node in `dir`.
-pub fn add(dir: &Path, card: &Card, transport: Transport, agency: Option<String>) -> Result<Added> {
+/// Add the card's node as a peer of the node in `dir`, in the card's suite
+/// unless `suite` says otherwise (both sides must agree).
+pub fn add(
+    dir: &Path,
+    card: &Card,
+    transport: Transport,
+    agency: Option<String>,
+    suite: Option<Suite>,
+) -> Result<Added> {
     let mut cfg = Config::load(dir)?;
     let me = cfg.node.id.clone();
     if card.id == me {
@@ -179,7 +217,15 @@ pub fn add(dir: &Path, card: &Card, transport: Transport, agency: Option<String>
             card.id
         )));
     }
+    let suite = suite.unwrap_or(card.suite);
+    if suite == Suite::Sm2 && card.sm2_key.is_empty() {
+        return Err(Error::Config(format!(
+            "card of {} carries no SM2 key, so an SM2 channel with it cannot be checked: ask its operator for a card made by this version of sedx",
+            card.id
+        )));
+    }
     let peer = PeerConfig {
+        suite: Some(suite),
         id: card.id.clone(),
         transport,
         host: if transport == Transport::Local {
@@ -225,6 +271,23 @@ pub fn add(dir: &Path, card: &Card, transport: Transport, agency: Option<String>
         text.push('\n');
         crate::wire::sshsig::AllowedSigners::parse(&text)?;
         crate::context::files::write_atomic(&signers, text.as_bytes())?;
+    }
+    if !card.sm2_key.is_empty() {
+        let path = layout.resolve(&cfg.node.sm2_trust);
+        let key = Sm2Public::from_base64(&card.sm2_key)?;
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).at(&path),
+        };
+        if !Sm2Trust::parse(&text)?.keys_of(&card.id).contains(&&key) {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&Sm2Trust::line(&card.id, &key));
+            text.push('\n');
+            crate::context::files::write_atomic(&path, text.as_bytes())?;
+        }
     }
     cfg.peers.push(peer.clone());
     cfg.save(dir)?;

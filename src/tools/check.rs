@@ -268,11 +268,58 @@ pub fn run(dir: &Path, connect: bool) -> Vec<Finding> {
             None
         }
     };
+    let sm2_key_path = layout.resolve(&cfg.node.sm2_signing_key);
+    if cfg.uses_sm2() || sm2_key_path.exists() {
+        if sm2_key_path.exists() {
+            private_file(&mut out, "SM2 signing key", &sm2_key_path, false);
+        }
+        if let Err(e) = crate::wire::sm2sig::Sm2Key::load(&sm2_key_path) {
+            out.push(Finding::fail(
+                "SM2 signing key",
+                e.to_string(),
+                Some(format!(
+                    "make one: `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:SM2 -out {p} && chmod 600 {p}`, and give peers the new card (`sedx card`)",
+                    p = sm2_key_path.display()
+                )),
+            ));
+        }
+    }
+    let sm2_trust = match crate::wire::sm2sig::Sm2Trust::load(&layout.resolve(&cfg.node.sm2_trust))
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            out.push(Finding::fail(
+                "sm2_trust",
+                e.to_string(),
+                Some("each line: `PEER_ID BASE64` (the DER of its SM2 public key, as its card's sm2_key)".into()),
+            ));
+            None
+        }
+    };
     console(&cfg, &layout, &mut out);
     let several = cfg.peers.len() > 1 && cfg.node.role == Role::Supervision;
     for p in &cfg.peers {
         let subject = format!("peer {}", p.id);
-        if let Some(s) = &signers {
+        if cfg.suite_of(&p.id) == crate::wire::suite::Suite::Sm2 {
+            if let Some(t) = &sm2_trust {
+                if t.keys_of(&p.id).is_empty() {
+                    out.push(Finding::fail(
+                        &subject,
+                        format!("its channel uses SM2 but sm2_trust has no key of {}: every set it sends is refused", p.id),
+                        Some(format!(
+                            "`sedx peer add` its card, or add its line `{} BASE64` (its card's sm2_key) to {}",
+                            p.id,
+                            layout.resolve(&cfg.node.sm2_trust).display()
+                        )),
+                    ));
+                } else {
+                    out.push(Finding::ok(
+                        &subject,
+                        "its channel uses SM2 / SM3 and its SM2 key is trusted (sm2_trust)",
+                    ));
+                }
+            }
+        } else if let Some(s) = &signers {
             if s.entries
                 .iter()
                 .any(|e| e.principals.iter().any(|x| x == &p.id))

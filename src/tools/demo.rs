@@ -1,7 +1,7 @@
 //! `sedx demo`: an inspection node and a supervision node on this machine,
 //! exchanging over a private sshd that scripts/demo.sh starts.
 
-use crate::context::config::{Config, PeerConfig, Role};
+use crate::context::config::{Config, PeerConfig, Role, Suite};
 use crate::context::error::{Error, IoContext, Result};
 use crate::context::node::Node;
 use std::io::Write;
@@ -31,6 +31,14 @@ pub struct DemoArgs {
     /// --nodes-only, then given their peer accounts by scripts/demo.sh).
     #[arg(long)]
     pub existing: bool,
+    /// The suite of the channel between the two nodes: ed25519 or sm2.
+    #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+    pub suite: Suite,
+}
+
+/// A suite named on the command line.
+pub fn parse_suite(text: &str) -> std::result::Result<Suite, String> {
+    Suite::parse(text).ok_or_else(|| format!("{text:?} is not a suite: ed25519 or sm2"))
 }
 
 pub const SAMPLE_BATCH: &str = include_str!("../../samples/batch-inspection.xml");
@@ -56,25 +64,13 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
         .to_string();
     let insp_dir = args.dir.join("inspection");
     let sup_dir = args.dir.join("supervision");
-    let insp = Node::init(&insp_dir, INSPECTION, Role::Inspection)?;
-    let sup = Node::init(&sup_dir, SUPERVISION, Role::Supervision)?;
+    let insp = Node::init(&insp_dir, INSPECTION, Role::Inspection, args.suite)?;
+    let sup = Node::init(&sup_dir, SUPERVISION, Role::Supervision, args.suite)?;
     append(&args.authorized_keys, &insp.login_public_key)?;
     append(&args.authorized_keys, &sup.login_public_key)?;
-    for (dir, me, peer, peer_dir, peer_line) in [
-        (
-            &insp_dir,
-            INSPECTION,
-            SUPERVISION,
-            &sup_dir,
-            &sup.allowed_signers_line,
-        ),
-        (
-            &sup_dir,
-            SUPERVISION,
-            INSPECTION,
-            &insp_dir,
-            &insp.allowed_signers_line,
-        ),
+    for (dir, me, peer, peer_dir, peer_info) in [
+        (&insp_dir, INSPECTION, SUPERVISION, &sup_dir, &sup),
+        (&sup_dir, SUPERVISION, INSPECTION, &insp_dir, &insp),
     ] {
         let mut cfg = Config::load(dir)?;
         cfg.node.settle_ms = 200;
@@ -97,9 +93,14 @@ pub fn pair(args: &DemoArgs) -> Result<(PathBuf, PathBuf)> {
             host_key: pin.clone(),
             // The inspection node is the city institute: supervision routes its records there.
             agency: (me == SUPERVISION).then(|| CITY_INSTITUTE.to_string()),
+            suite: Some(args.suite),
         });
         cfg.save(dir)?;
-        append(&dir.join("keys/allowed_signers"), peer_line)?;
+        append(
+            &dir.join("keys/allowed_signers"),
+            &peer_info.allowed_signers_line,
+        )?;
+        append(&dir.join("keys/sm2_trust"), &peer_info.sm2_trust_line)?;
         crate::context::files::create_dir_all(&peer_dir.join("inbound").join(me))?;
     }
     Ok((insp_dir, sup_dir))

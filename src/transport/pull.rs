@@ -32,15 +32,15 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         let local = node.layout.inbound_of(&peer);
         crate::context::files::create_dir_all(&local)?;
         let fetched = PeerSession::open(&peer, &login_key).and_then(|link| {
-            for name in link.list_sets(&remote)? {
+            for (name, suite) in link.list_sets(&remote)? {
                 // Already stored here by an attempt that stopped before removing it there?
-                let stored = std::fs::read(name.marker(&local))
+                let stored = std::fs::read(name.marker(&local, suite))
                     .ok()
                     .and_then(|m| Marker::parse(&m).ok())
                     .is_some_and(|_| name.payload(&local).exists() && name.sig(&local).exists());
                 if !stored {
-                    match download(&link, &remote, &name, &local, node.cfg.node.max_payload_bytes)
-                    {
+                    let max = node.cfg.node.max_payload_bytes;
+                    match download(&link, &remote, &name, suite, &local, max) {
                         Ok(resumed) if resumed > 0 => {
                             tracing::info!(peer = %peer.id, set = %name, resumed, "download resumed");
                             node.store.bump_counter("resumed_bytes", resumed)?;
@@ -81,12 +81,13 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
     Ok(())
 }
 
-/// Download a set's three files (the payload at most `max` bytes, the others at
+/// Download a set's three files (its marker the one `suite` lists) (the payload at most `max` bytes, the others at
 /// most a few KiB), marker last; the bytes resumed from earlier attempts.
 fn download(
     link: &PeerSession,
     remote: &str,
     name: &crate::wire::set::SetName,
+    suite: crate::wire::suite::Suite,
     local: &std::path::Path,
     max: u64,
 ) -> Result<u64> {
@@ -97,10 +98,7 @@ fn download(
             format!("{name}{}", crate::wire::set::SIG),
             crate::wire::set::SMALL_FILE_MAX,
         ),
-        (
-            format!("{name}{}", crate::wire::set::MARKER),
-            crate::wire::set::SMALL_FILE_MAX,
-        ),
+        (name.marker_file(suite), crate::wire::set::SMALL_FILE_MAX),
     ] {
         resumed += link.get(remote, &file, local, max)?;
     }
@@ -123,7 +121,7 @@ pub fn pull_watch(node: &Node, peer: &PeerConfig) -> Result<PullWatch> {
         waiting: Vec::new(),
     };
     for (name, at) in node.store.left_for_pull(&peer.id)? {
-        let there = SetName::new(&name).is_ok_and(|n| n.marker(&dir).exists());
+        let there = SetName::new(&name).is_ok_and(|n| n.is_complete(&dir));
         if there {
             watch.waiting.push((name, at));
         } else {

@@ -6,6 +6,7 @@ use crate::context::config::PeerConfig;
 use crate::context::error::{Code, Error, Reject, Result};
 use crate::context::faults::crash_point;
 use crate::wire::set::{self, SetName};
+use crate::wire::suite::Suite;
 use base64::Engine;
 use ssh2::{HashType, MethodType, OpenFlags, OpenType, Session, Sftp};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -255,17 +256,19 @@ impl PeerSession {
             .map_err(|e| err(format!("remove the probe file {}: {e}", path.display())))
     }
 
-    pub fn list_sets(&self, dir: &str) -> Result<Vec<SetName>> {
+    /// The complete sets in a remote folder, with the suite of their marker
+    /// (a name marked in both suites is listed twice; the receiver refuses it).
+    pub fn list_sets(&self, dir: &str) -> Result<Vec<(SetName, Suite)>> {
         let entries = self
             .sftp
             .readdir(Path::new(dir))
             .map_err(|e| transport(&self.peer, format!("list {dir}: {e}")))?;
-        let mut sets: Vec<SetName> = entries
+        let mut sets: Vec<(SetName, Suite)> = entries
             .iter()
             .filter_map(|(p, _)| p.file_name().and_then(|n| n.to_str()).map(str::to_string))
             .filter(|n| !set::is_temporary(n))
             .filter_map(|n| match SetName::of_file(&n) {
-                Some((s, set::MARKER)) => Some(s),
+                Some((s, set::Part::Marker(suite))) => Some((s, suite)),
                 _ => None,
             })
             .collect();
@@ -345,7 +348,8 @@ impl PeerSession {
     /// while half removed.
     pub fn remove_set(&self, dir: &str, name: &SetName) -> Result<()> {
         let d = Path::new(dir);
-        for f in [name.marker(d), name.payload(d), name.sig(d)] {
+        let [payload, sig, sha256, sm3] = name.files(d);
+        for f in [sha256, sm3, payload, sig] {
             if let Err(e) = self.sftp.unlink(&f) {
                 if self.sftp.stat(&f).is_ok() {
                     return Err(transport(
@@ -363,7 +367,9 @@ impl PeerSession {
     pub fn upload_set(&self, name: &SetName, dir: &Path) -> Result<u64> {
         let mut resumed = 0;
         for f in name.files(dir) {
-            resumed += self.put(&f)?;
+            if std::fs::symlink_metadata(&f).is_ok() {
+                resumed += self.put(&f)?;
+            }
         }
         Ok(resumed)
     }

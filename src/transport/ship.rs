@@ -72,17 +72,39 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
         // Only what this node signed leaves it, and only from regular files:
         // anything that writes into outbound/ may submit data, never make the
         // node send its keys or anything else it can read.
-        if let Err(rej) = crate::wire::verify::verify_set(
+        let verified = match crate::wire::verify::verify_set(
             &out,
             &name,
             node.id(),
-            &node.signers,
+            &node.trust,
+            None,
             node.cfg.node.max_payload_bytes,
+            node.cfg.expand_limits(),
         ) {
-            refuse_outgoing(node, &name, &rej, report)?;
-            continue;
-        }
+            Ok(v) => v,
+            Err(rej) => {
+                refuse_outgoing(node, &name, &rej, report)?;
+                continue;
+            }
+        };
         match routing(&name, &out) {
+            // Sealed in another suite than its channel's now (a set copied back
+            // into outbound/ after the channel changed): its peer would refuse it.
+            Ok(r)
+                if node.cfg.peer(&r.to).is_some() && node.cfg.suite_of(&r.to) != verified.suite =>
+            {
+                let channel = node.cfg.suite_of(&r.to);
+                let rej = Reject::new(
+                    Code::SetSuite,
+                    format!(
+                        "sealed with {} but the channel with {} uses {} (its suite changed after this set was sealed) and the peer would refuse it; drop the records again to send them in the channel's suite",
+                        verified.suite.describe(),
+                        r.to,
+                        channel.describe()
+                    ),
+                );
+                refuse_outgoing(node, &name, &rej, report)?;
+            }
             Ok(r) if r.kind == DocKind::Batch && !window_open => {
                 // Outside the exchange window batches queue (R14); answers still go.
                 report.waiting_for_window += 1;
@@ -275,10 +297,7 @@ pub fn resend_overdue(node: &mut Node, report: &mut PassReport) -> Result<()> {
         tracing::warn!(peer = %e.peer, batch = %e.batch_id, seq = e.seq.unwrap_or(0),
             shipped = e.shipped_at.as_deref().unwrap_or("-"), "no acknowledgment in time; resending");
         report.overdue += 1;
-        if !SetName::new(&e.set_name)?
-            .marker(&node.layout.outbound)
-            .exists()
-        {
+        if !SetName::new(&e.set_name)?.is_complete(&node.layout.outbound) {
             node.resend(&e.batch_id)?;
         }
         node.store.mark_resent(&e.set_name)?;

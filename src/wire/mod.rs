@@ -7,6 +7,8 @@ pub mod decode;
 pub mod document;
 pub mod seal;
 pub mod set;
+pub mod sm2sig;
 pub mod sshsig;
+pub mod suite;
 pub mod validate;
 pub mod verify;

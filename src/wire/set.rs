@@ -1,15 +1,38 @@
-//! A sealed set on disk: NAME.xml.gz (payload), NAME.xml.gz.sig (SSHSIG) and
-//! NAME.xml.gz.sha256 (a `sha256sum` line; written last, it marks the set complete).
+//! A sealed set on disk: NAME.xml.gz (payload), NAME.xml.gz.sig (the signature)
+//! and the marker, written last: it marks the set complete and names its suite
+//! (docs/format.md): NAME.xml.gz.sha256 (a `sha256sum` line; Ed25519 suite) or
+//! NAME.xml.gz.sm3 (the same line with SM3, as `openssl dgst -sm3 -r` writes it;
+//! SM2 suite).
 
 use crate::context::error::{Code, IoContext, Reject, Result};
 use crate::context::files;
+use crate::wire::suite::Suite;
 use std::path::{Path, PathBuf};
 
 pub const PAYLOAD: &str = ".xml.gz";
 pub const SIG: &str = ".xml.gz.sig";
+/// The marker of the Ed25519 suite.
 pub const MARKER: &str = ".xml.gz.sha256";
+/// The marker of the SM2 suite.
+pub const MARKER_SM3: &str = ".xml.gz.sm3";
 /// Largest marker or signature file read (both are a few hundred bytes).
 pub const SMALL_FILE_MAX: u64 = 16 * 1024;
+
+/// The marker's file extension in a suite.
+pub fn marker_ext(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Ed25519 => MARKER,
+        Suite::Sm2 => MARKER_SM3,
+    }
+}
+
+/// Which file of a set a file name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Payload,
+    Sig,
+    Marker(Suite),
+}
 
 /// Names other programs use while a file is still being written.
 pub fn is_temporary(name: &str) -> bool {
@@ -43,10 +66,15 @@ impl SetName {
     }
 
     /// The set a file belongs to, if it is a part of one.
-    pub fn of_file(file: &str) -> Option<(SetName, &'static str)> {
-        for ext in [MARKER, SIG, PAYLOAD] {
+    pub fn of_file(file: &str) -> Option<(SetName, Part)> {
+        for (ext, part) in [
+            (MARKER, Part::Marker(Suite::Ed25519)),
+            (MARKER_SM3, Part::Marker(Suite::Sm2)),
+            (SIG, Part::Sig),
+            (PAYLOAD, Part::Payload),
+        ] {
             if let Some(stem) = file.strip_suffix(ext) {
-                return SetName::new(stem).ok().map(|n| (n, ext));
+                return SetName::new(stem).ok().map(|n| (n, part));
             }
         }
         None
@@ -64,12 +92,36 @@ impl SetName {
     pub fn sig(&self, dir: &Path) -> PathBuf {
         dir.join(format!("{}{SIG}", self.0))
     }
-    pub fn marker(&self, dir: &Path) -> PathBuf {
-        dir.join(format!("{}{MARKER}", self.0))
+    pub fn marker(&self, dir: &Path, suite: Suite) -> PathBuf {
+        dir.join(format!("{}{}", self.0, marker_ext(suite)))
     }
-    /// The three files in the order they are written and shipped: marker last.
-    pub fn files(&self, dir: &Path) -> [PathBuf; 3] {
-        [self.payload(dir), self.sig(dir), self.marker(dir)]
+    pub fn marker_file(&self, suite: Suite) -> String {
+        format!("{}{}", self.0, marker_ext(suite))
+    }
+    /// The suites whose marker is in `dir` (a set sedx made has one).
+    pub fn marked(&self, dir: &Path) -> Vec<Suite> {
+        Suite::ALL
+            .into_iter()
+            .filter(|&s| std::fs::symlink_metadata(self.marker(dir, s)).is_ok())
+            .collect()
+    }
+    /// Whether the set is complete in `dir`: a marker of either suite is there.
+    pub fn is_complete(&self, dir: &Path) -> bool {
+        !self.marked(dir).is_empty()
+    }
+    /// Its marker in `dir` (of the first suite present), for its time of arrival.
+    pub fn present_marker(&self, dir: &Path) -> Option<PathBuf> {
+        self.marked(dir).first().map(|&s| self.marker(dir, s))
+    }
+    /// Every file a set may have, in the order they are written and shipped:
+    /// markers last. Callers skip those that are absent.
+    pub fn files(&self, dir: &Path) -> [PathBuf; 4] {
+        [
+            self.payload(dir),
+            self.sig(dir),
+            self.marker(dir, Suite::Ed25519),
+            self.marker(dir, Suite::Sm2),
+        ]
     }
 }
 
@@ -79,15 +131,17 @@ impl std::fmt::Display for SetName {
     }
 }
 
-/// The content of a .sha256 marker.
+/// The content of a marker: the payload's digest in its suite (SHA-256 or
+/// SM3, both 256 bits) and the payload's file name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Marker {
-    pub sha256_hex: String,
+    pub hex: String,
     pub file: String,
 }
 
 impl Marker {
-    /// One `sha256sum` line: 64 hex digits, two spaces (or space and '*'), the file name.
+    /// One `sha256sum` line: 64 hex digits, two spaces (or space and '*', as
+    /// `openssl dgst -r` writes), the file name.
     pub fn parse(text: &[u8]) -> Result<Marker, Reject> {
         let bad = |why: &str| Reject::new(Code::SetMarker, why.to_string());
         let text = std::str::from_utf8(text).map_err(|_| bad("marker is not UTF-8"))?;
@@ -98,7 +152,7 @@ impl Marker {
         }
         let (hash, rest) = line
             .split_at_checked(64)
-            .ok_or_else(|| bad("marker is shorter than a SHA-256"))?;
+            .ok_or_else(|| bad("marker is shorter than a 256-bit digest"))?;
         if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad("marker does not start with 64 hex digits"));
         }
@@ -107,13 +161,13 @@ impl Marker {
             .or_else(|| rest.strip_prefix(" *"))
             .ok_or_else(|| bad("marker is not in sha256sum format"))?;
         Ok(Marker {
-            sha256_hex: hash.to_ascii_lowercase(),
+            hex: hash.to_ascii_lowercase(),
             file: file.to_string(),
         })
     }
 
-    pub fn line(sha256_hex: &str, file: &str) -> String {
-        format!("{sha256_hex}  {file}\n")
+    pub fn line(hex: &str, file: &str) -> String {
+        format!("{hex}  {file}\n")
     }
 }
 
@@ -167,21 +221,29 @@ pub fn list(dir: &Path) -> Result<Listing> {
         let entry = entry.at(dir)?;
         let name = entry.file_name();
         let bytes = name.as_bytes();
-        if bytes.first() == Some(&b'.') || !bytes.ends_with(MARKER.as_bytes()) {
+        if bytes.first() == Some(&b'.') || marker_stem(bytes).is_none() {
             continue;
         }
         match name.to_str() {
             Some(n) if is_temporary(n) => {}
             Some(n) => match SetName::of_file(n) {
-                Some((set, MARKER)) => out.sets.push(set),
+                Some((set, Part::Marker(_))) => out.sets.push(set),
                 _ => out.unsafe_markers.push(name),
             },
             None => out.unsafe_markers.push(name),
         }
     }
     out.sets.sort();
+    out.sets.dedup();
     out.unsafe_markers.sort();
     Ok(out)
+}
+
+/// The set name part of a marker's file name (as bytes: it may not be UTF-8).
+pub fn marker_stem(file: &[u8]) -> Option<&[u8]> {
+    [MARKER, MARKER_SM3]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext.as_bytes()))
 }
 
 /// A printable, bounded rendering of an unsafe name (for reasons and answers).
@@ -212,7 +274,7 @@ pub fn destination(name: &SetName, src: &Path, dst: &Path) -> PathBuf {
     let mut candidate = dst.to_path_buf();
     let mut n = 0;
     loop {
-        let taken = name.marker(&candidate).exists()
+        let taken = name.is_complete(&candidate)
             || name
                 .files(src)
                 .iter()
@@ -249,7 +311,9 @@ pub fn move_into(name: &SetName, src: &Path, to: &Path) -> Result<()> {
 /// with file mode `mode`.
 pub fn copy_set(name: &SetName, src: &Path, dst: &Path, mode: u32) -> Result<()> {
     for (from, into) in name.files(src).iter().zip(name.files(dst)) {
-        files::copy_with_mode(from, &into, mode)?;
+        if std::fs::symlink_metadata(from).is_ok() {
+            files::copy_with_mode(from, &into, mode)?;
+        }
     }
     Ok(())
 }
@@ -264,7 +328,14 @@ mod tests {
         assert!(SetName::new(".hidden").is_err());
         assert!(SetName::new("a\nb").is_err());
         assert!(SetName::new("批次-2026").is_ok());
-        assert_eq!(SetName::of_file("a.xml.gz.sha256").unwrap().1, MARKER);
+        assert_eq!(
+            SetName::of_file("a.xml.gz.sha256").unwrap().1,
+            Part::Marker(Suite::Ed25519)
+        );
+        assert_eq!(
+            SetName::of_file("a.xml.gz.sm3").unwrap().1,
+            Part::Marker(Suite::Sm2)
+        );
         assert!(is_temporary("x.xml.part") && is_temporary(".x") && !is_temporary("x.xml"));
     }
 

@@ -6,78 +6,10 @@
 //! wants the whole message in memory.
 
 use crate::context::error::{Error, IoContext, Result};
-use sha2::{Digest, Sha256, Sha512};
+use crate::wire::suite::PayloadDigest;
 use signature::{Signer, Verifier};
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
-use std::io::Read;
 use std::path::Path;
-
-/// Size and digests of a payload, computed in one streaming pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PayloadDigest {
-    pub size: u64,
-    pub sha256: [u8; 32],
-    pub sha512: [u8; 64],
-}
-
-impl PayloadDigest {
-    pub fn sha256_hex(&self) -> String {
-        hex::encode(self.sha256)
-    }
-}
-
-/// Streaming digests of a reader.
-#[derive(Default)]
-pub struct Hashing {
-    size: u64,
-    sha256: Sha256,
-    sha512: Sha512,
-}
-
-impl Hashing {
-    pub fn update(&mut self, data: &[u8]) {
-        self.size += data.len() as u64;
-        self.sha256.update(data);
-        self.sha512.update(data);
-    }
-    pub fn finish(self) -> PayloadDigest {
-        PayloadDigest {
-            size: self.size,
-            sha256: self.sha256.finalize().into(),
-            sha512: self.sha512.finalize().into(),
-        }
-    }
-}
-
-pub const CHUNK: usize = 1 << 20;
-
-/// Feed a file to `each` a chunk at a time, without loading it.
-fn for_each_chunk(path: &Path, mut each: impl FnMut(&[u8])) -> Result<()> {
-    // Never through a link: a set's files are read only if they are regular.
-    let mut f = crate::context::files::open_regular(path)?;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = f.read(&mut buf).at(path)?;
-        if n == 0 {
-            return Ok(());
-        }
-        each(&buf[..n]);
-    }
-}
-
-/// Hash a file without loading it.
-pub fn digest_file(path: &Path) -> Result<PayloadDigest> {
-    let mut h = Hashing::default();
-    for_each_chunk(path, |chunk| h.update(chunk))?;
-    Ok(h.finish())
-}
-
-/// The SHA-256 of a file, in hex (names a dropped file's content).
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut h = Sha256::new();
-    for_each_chunk(path, |chunk| h.update(chunk))?;
-    Ok(hex::encode(h.finalize()))
-}
 
 /// The SSHSIG "signed data" blob (PROTOCOL.sshsig) for an already-computed hash.
 fn signed_data(namespace: &str, hash_alg: HashAlg, hash: &[u8]) -> Vec<u8> {
@@ -96,7 +28,7 @@ fn signed_data(namespace: &str, hash_alg: HashAlg, hash: &[u8]) -> Vec<u8> {
 fn hash_for(d: &PayloadDigest, alg: HashAlg) -> Option<&[u8]> {
     match alg {
         HashAlg::Sha256 => Some(&d.sha256),
-        HashAlg::Sha512 => Some(&d.sha512),
+        HashAlg::Sha512 => d.sha512.as_ref().map(|h| &h[..]),
         _ => None,
     }
 }
@@ -121,7 +53,10 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
 
 /// Make an armored SSHSIG signature, as `ssh-keygen -Y sign -n NAMESPACE` does (SHA-512).
 pub fn sign(key: &PrivateKey, namespace: &str, digest: &PayloadDigest) -> Result<String> {
-    let data = signed_data(namespace, HashAlg::Sha512, &digest.sha512);
+    let sha512 = digest
+        .sha512
+        .ok_or_else(|| Error::Key("payload was not hashed for SSHSIG".into()))?;
+    let data = signed_data(namespace, HashAlg::Sha512, &sha512);
     let sig = key.try_sign(&data).map_err(|e| Error::Key(e.to_string()))?;
     let sshsig = SshSig::new(
         key.public_key().key_data().clone(),
@@ -341,6 +276,7 @@ pub fn generate_key(path: &Path, comment: &str) -> Result<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::suite::Hashing;
 
     #[test]
     fn sign_and_check() {

@@ -67,6 +67,14 @@ impl<R: Read> Read for RatioGuard<R> {
 /// expansion ratio, and the size of every piece of the document. A truncated or
 /// corrupt stream is refused, not half-read.
 pub fn expand(gz: &Path, out: &Path, limits: ExpandLimits) -> Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, crate::context::files::create_private(out)?);
+    let n = expand_into(gz, &mut w, limits)?;
+    w.flush().at(out)?;
+    Ok(n)
+}
+
+/// [`expand`] into any writer.
+fn expand_into(gz: &Path, w: &mut impl Write, limits: ExpandLimits) -> Result<u64> {
     let file = crate::context::files::open_regular(gz)?;
     if file.metadata().at(gz)?.len() == 0 {
         return Err(Reject::new(Code::SetGzip, "payload is empty").into());
@@ -87,10 +95,9 @@ pub fn expand(gz: &Path, out: &Path, limits: ExpandLimits) -> Result<u64> {
         ratio: limits.max_ratio,
         tripped: tripped.clone(),
     };
-    let mut w = BufWriter::with_capacity(1 << 20, crate::context::files::create_private(out)?);
     let done = crate::wire::decode::normalize(
         BufReader::with_capacity(1 << 16, dec),
-        &mut w,
+        w,
         limits.doc,
         limits.max_bytes,
         gz,
@@ -105,9 +112,24 @@ pub fn expand(gz: &Path, out: &Path, limits: ExpandLimits) -> Result<u64> {
         )
         .into());
     }
-    let n = done?;
-    w.flush().at(out)?;
-    Ok(n.bytes)
+    Ok(done?.bytes)
+}
+
+/// The kind of document a payload holds, from its root element: the start of
+/// the payload (at most 256 KiB expanded) through the same decoder as a full
+/// expansion, so that the kind is the one the XSD check will see. None when
+/// that start is not a readable root.
+pub fn peek_kind(gz: &Path, limits: ExpandLimits) -> Option<DocKind> {
+    let mut head = Vec::new();
+    let limits = ExpandLimits {
+        // Above the decoder's first piece (its 4 KiB prolog and a 64 KiB read),
+        // which is written whole or not at all.
+        max_bytes: 256 << 10,
+        ..limits
+    };
+    // Stopping at the cap is expected: the root is in what came before.
+    let _ = expand_into(gz, &mut head, limits);
+    document::peek_root(&head[..]).ok().map(|r| r.kind)
 }
 
 /// Compiled schemas, built once per process.

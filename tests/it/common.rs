@@ -5,6 +5,7 @@ use sedx::context::config::Config;
 use sedx::context::node::Node;
 use sedx::context::report::PassReport;
 use sedx::tools::demo::{pair, DemoArgs};
+pub use sedx::wire::suite::Suite;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -118,8 +119,22 @@ pub fn whoami() -> String {
         .to_string()
 }
 
+/// The suite of the tests' pairs: `SEDX_TEST_SUITE=sm2` (scripts/test.sh's
+/// third round) runs the exchange on an SM2/SM3 channel.
+pub fn test_suite() -> Suite {
+    std::env::var("SEDX_TEST_SUITE")
+        .ok()
+        .and_then(|s| Suite::parse(&s))
+        .unwrap_or_default()
+}
+
 impl Pair {
     pub fn new() -> Pair {
+        Pair::with_suite(test_suite())
+    }
+
+    /// Two nodes whose channel uses `suite`.
+    pub fn with_suite(suite: Suite) -> Pair {
         let tmp = tempfile::tempdir().unwrap();
         let sshd = Sshd::start(&tmp.path().join("sshd"));
         let args = DemoArgs {
@@ -130,6 +145,7 @@ impl Pair {
             user: whoami(),
             nodes_only: true,
             existing: false,
+            suite,
         };
         let (insp, sup) = pair(&args).unwrap();
         let pg = on_postgres().then(|| PgServer::start(&tmp.path().join("pg")));
@@ -158,6 +174,11 @@ impl Pair {
             insp,
             sup,
         }
+    }
+
+    /// The suite of the pair's channel.
+    pub fn suite(&self) -> Suite {
+        Config::load(&self.sup).unwrap().suite_of(INSP)
     }
 
     pub fn insp(&self) -> Node {
@@ -412,33 +433,137 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// Put a set with this gzip payload, signed by `key`, into `dir` (a peer's inbound).
-pub fn plant_in(
-    dir: &Path,
-    name: &str,
-    gz: &[u8],
-    key: &ssh_key::PrivateKey,
-) -> sedx::wire::set::SetName {
+/// A signing key of either suite, as the tests seal sets with it.
+pub enum TestKey {
+    Ed25519(ssh_key::PrivateKey),
+    Sm2(sedx::wire::sm2sig::Sm2Key),
+}
+
+impl From<ssh_key::PrivateKey> for TestKey {
+    fn from(k: ssh_key::PrivateKey) -> TestKey {
+        TestKey::Ed25519(k)
+    }
+}
+
+impl From<sedx::wire::sm2sig::Sm2Key> for TestKey {
+    fn from(k: sedx::wire::sm2sig::Sm2Key) -> TestKey {
+        TestKey::Sm2(k)
+    }
+}
+
+/// Put a set with this gzip payload, sealed by `key` in its suite, into `dir`
+/// (a peer's inbound).
+pub fn plant_in(dir: &Path, name: &str, gz: &[u8], key: &TestKey) -> sedx::wire::set::SetName {
     plant_signed(dir, name, gz, key, "sedx-batch")
 }
 
-/// [`plant_in`] under a namespace of choice (`sedx-ack` for an acknowledgment).
+/// [`plant_in`] under a namespace of choice (`sedx-ack` for an acknowledgment;
+/// an SM2 signature has none: the document's root says what it is).
 pub fn plant_signed(
     dir: &Path,
     name: &str,
     gz: &[u8],
-    key: &ssh_key::PrivateKey,
+    key: &TestKey,
     namespace: &str,
 ) -> sedx::wire::set::SetName {
     let name = sedx::wire::set::SetName::new(name).unwrap();
     std::fs::write(name.payload(dir), gz).unwrap();
-    let digest = sedx::wire::sshsig::digest_file(&name.payload(dir)).unwrap();
-    sedx::wire::seal::finish(dir, &name, key, namespace, &digest).unwrap();
+    sign_payload(dir, &name, key, namespace);
     name
 }
 
-/// A node's signing key.
-pub fn signing_key(node: &Path) -> ssh_key::PrivateKey {
+/// Sign and mark the payload already in `dir` (SSHSIG under `namespace`, or SM2).
+pub fn sign_payload(dir: &Path, name: &sedx::wire::set::SetName, key: &TestKey, namespace: &str) {
+    let key = match key {
+        TestKey::Ed25519(key) => key,
+        TestKey::Sm2(key) => {
+            let digest =
+                sedx::wire::suite::digest_file(&name.payload(dir), Suite::Sm2, &[key.public().z()])
+                    .unwrap();
+            sedx::wire::seal::finish(
+                dir,
+                name,
+                sedx::wire::seal::Sealer::Sm2(key),
+                sedx::wire::document::DocKind::Batch,
+                &digest,
+            )
+            .unwrap();
+            return;
+        }
+    };
+    let digest = digest_of(&name.payload(dir), Suite::Ed25519);
+    let sig = sedx::wire::sshsig::sign(key, namespace, &digest).unwrap();
+    std::fs::write(name.sig(dir), sig).unwrap();
+    std::fs::write(
+        name.marker(dir, Suite::Ed25519),
+        sedx::wire::set::Marker::line(&digest.sha256_hex(), &name.payload_file()),
+    )
+    .unwrap();
+}
+
+/// A set's files present in `from` (its three: payload, signature, marker),
+/// each with its place in `to`.
+pub fn parts(name: &sedx::wire::set::SetName, from: &Path, to: &Path) -> Vec<(PathBuf, PathBuf)> {
+    name.files(from)
+        .into_iter()
+        .zip(name.files(to))
+        .filter(|(f, _)| f.exists())
+        .collect()
+}
+
+/// A file's digests for a suite (no SM2 key: its marker digest only).
+pub fn digest_of(path: &Path, suite: Suite) -> sedx::wire::suite::PayloadDigest {
+    sedx::wire::suite::digest_file(path, suite, &[]).unwrap()
+}
+
+/// Put a set with this gzip payload into `dir`, sealed in the SM2 suite by
+/// `key` as sedx seals it.
+pub fn plant_sm2(
+    dir: &Path,
+    name: &str,
+    gz: &[u8],
+    key: &sedx::wire::sm2sig::Sm2Key,
+) -> sedx::wire::set::SetName {
+    let name = sedx::wire::set::SetName::new(name).unwrap();
+    std::fs::write(name.payload(dir), gz).unwrap();
+    let digest =
+        sedx::wire::suite::digest_file(&name.payload(dir), Suite::Sm2, &[key.public().z()])
+            .unwrap();
+    sedx::wire::seal::finish(
+        dir,
+        &name,
+        sedx::wire::seal::Sealer::Sm2(key),
+        sedx::wire::document::DocKind::Batch,
+        &digest,
+    )
+    .unwrap();
+    name
+}
+
+/// The file that trusts the peers' signing keys in the node's suite
+/// (allowed_signers or sm2_trust; lines start with the node id in both).
+pub fn trust_file(node: &Path) -> PathBuf {
+    match Config::load(node).unwrap().node.suite {
+        Suite::Ed25519 => node.join("keys/allowed_signers"),
+        Suite::Sm2 => node.join("keys/sm2_trust"),
+    }
+}
+
+/// A node's SM2 signing key.
+pub fn sm2_key(node: &Path) -> sedx::wire::sm2sig::Sm2Key {
+    sedx::wire::sm2sig::Sm2Key::load(&node.join("keys/signing_sm2.pem")).unwrap()
+}
+
+/// A node's signing key in the suite of its channels.
+pub fn signing_key(node: &Path) -> TestKey {
+    match Config::load(node).unwrap().node.suite {
+        Suite::Ed25519 => ed25519_key(node).into(),
+        Suite::Sm2 => sm2_key(node).into(),
+    }
+}
+
+/// A node's Ed25519 signing key.
+pub fn ed25519_key(node: &Path) -> ssh_key::PrivateKey {
     sedx::wire::sshsig::load_private_key(&node.join("keys/signing_ed25519")).unwrap()
 }
 
@@ -578,9 +703,15 @@ pub fn wait_for(mut cond: impl FnMut() -> bool) -> bool {
 
 /// A complete set has arrived in the supervision node's inbound.
 pub fn arrived(p: &Pair) -> bool {
-    files_in(&p.sup_inbound())
-        .iter()
-        .any(|f| f.ends_with(".sha256"))
+    files_in(&p.sup_inbound()).iter().any(|f| is_marker(f))
+}
+
+/// Whether a file name is a set's marker, in either suite.
+pub fn is_marker(file: &str) -> bool {
+    matches!(
+        sedx::wire::set::SetName::of_file(file),
+        Some((_, sedx::wire::set::Part::Marker(_)))
+    )
 }
 
 /// A child process, killed when dropped.

@@ -577,7 +577,7 @@ fn an_operator_uses_the_console_in_a_real_browser() {
     p.pass(&p.sup);
     // Supervision does not trust the inspection node's key for a moment: the
     // next batch is quarantined. Then the key is back.
-    let signers = p.sup.join("keys/allowed_signers");
+    let signers = trust_file(&p.sup);
     let trusted = std::fs::read_to_string(&signers).unwrap();
     let without: String = trusted
         .lines()

@@ -117,7 +117,7 @@ fn non_statutory_reports_stay_home_and_are_refused_by_supervision() {
         "{status}"
     );
     // One that slipped through anyway is refused on arrival.
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     let doc = wire_batch(
         INSP,
         SUP,
@@ -365,7 +365,7 @@ fn rollout_holds_records_until_the_category_starts() {
     cfg.rules.rollout.insert("1".into(), "2099-01-01".into());
     cfg.save(&p.sup).unwrap();
     let boiler = "<equipment><registrationCode>11203101122006040013</registrationCode><category>1120</category><userUnit>上海闵行热力有限公司</userUnit></equipment>";
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     plant_in(
         &p.sup_inbound(),
         "early",
@@ -389,7 +389,7 @@ fn records_of_the_other_side_are_refused_both_ways() {
     assert_eq!(r.shipped, 0);
     let reasons = fs::read_to_string(p.insp.join("quarantine/reg.rejected.txt")).unwrap();
     assert!(reasons.contains("REC-OWNER"), "{reasons}");
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     plant_in(
         &p.sup_inbound(),
         "usurper",
@@ -431,7 +431,7 @@ fn unapproved_orphan_and_duplicate_records_are_refused() {
         reasons.contains("U-1\tREC-UNAPPROVED") && reasons.contains("O-1\tREC-NOEQUIPMENT"),
         "{reasons}"
     );
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     let doc = wire_batch(
         INSP,
         SUP,

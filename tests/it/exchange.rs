@@ -305,7 +305,7 @@ fn out_of_order_set_waits_for_the_gap_to_fill() {
     fs::create_dir_all(&aside).unwrap();
     let first = files_in(&p.insp.join("outbound"))
         .into_iter()
-        .find(|f| f.contains("-00000001-") && f.ends_with(".xml.gz.sha256"))
+        .find(|f| f.contains("-00000001-") && is_marker(f))
         .unwrap();
     let name = sedx::wire::set::SetName::of_file(&first).unwrap().0;
     sedx::wire::set::move_set(&name, &p.insp.join("outbound"), &aside).unwrap();

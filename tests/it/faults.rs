@@ -126,7 +126,7 @@ fn sshd_stopped_and_started_during_a_transfer_of_many_sets() {
     let _ = insp.wait();
     let shipped_before = files_in(&p.sup_inbound())
         .iter()
-        .filter(|f| f.ends_with(".sha256"))
+        .filter(|f| is_marker(f))
         .count();
     assert!(
         shipped_before < 60,
@@ -146,7 +146,7 @@ fn connection_cut_mid_file_resumes_where_it_stopped() {
     let p = Pair::new();
     // A large set made elsewhere and dropped sealed: 100 MB stored uncompressed
     // (a batch whose comment carries the bulk).
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     let staging = p.tmp.path().join("staging");
     std::fs::create_dir_all(&staging).unwrap();
     let mut rng = sedx::tools::generate::Rng::new(7);
@@ -171,8 +171,8 @@ fn connection_cut_mid_file_resumes_where_it_stopped() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     std::io::Write::write_all(&mut gz, &xml).unwrap();
     let name = plant_in(&staging, "large", &gz.finish().unwrap(), &key);
-    for f in name.files(&staging) {
-        std::fs::rename(&f, p.insp.join("outbound").join(f.file_name().unwrap())).unwrap();
+    for (from, to) in parts(&name, &staging, &p.insp.join("outbound")) {
+        std::fs::rename(from, to).unwrap();
     }
     let mut insp = spawn_run(&p.insp);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -270,9 +270,7 @@ fn receivers_store_and_scratch_full_nothing_is_lost_and_it_completes_once_space_
         "the full disks are reported as failures"
     );
     assert!(
-        files_in(&p.sup_inbound())
-            .iter()
-            .any(|f| f.ends_with(".sha256")),
+        files_in(&p.sup_inbound()).iter().any(|f| is_marker(f)),
         "what could not be applied stays in inbound"
     );
     for (f, _) in &fillers {
@@ -316,7 +314,7 @@ fn receivers_disk_full_nothing_is_lost_and_it_completes_once_space_returns() {
     assert!(!r.errors.is_empty(), "the full disk is reported: {r:?}");
     let queued: Vec<String> = files_in(&p.insp.join("outbound"))
         .into_iter()
-        .filter(|f| f.ends_with(".sha256"))
+        .filter(|f| is_marker(f))
         .collect();
     assert!(!queued.is_empty(), "what did not fit stays queued");
     // The receiver itself keeps running on what did arrive.

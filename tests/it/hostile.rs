@@ -4,13 +4,12 @@
 
 use crate::common::*;
 use sedx::wire::set::SetName;
-use sedx::wire::sshsig::digest_file;
 use ssh_key::PrivateKey;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-const RECORD: &str = "<equipment><registrationCode>31103101012006050007</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>";
+pub(crate) const RECORD: &str = "<equipment><registrationCode>31103101012006050007</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>";
 
 /// The set is refused with `code`, kept in quarantine with a reason, and the
 /// sender receives a negative acknowledgment naming the code.
@@ -22,7 +21,7 @@ fn expected_seq(p: &Pair) -> u64 {
         .unwrap()
 }
 
-fn assert_refused(p: &Pair, name: &SetName, code: &str) {
+pub(crate) fn assert_refused(p: &Pair, name: &SetName, code: &str) {
     let before = expected_seq(p);
     let r = p.pass(&p.sup);
     assert_eq!((r.quarantined, r.applied), (1, 0), "{r:?}");
@@ -65,17 +64,13 @@ fn assert_refused(p: &Pair, name: &SetName, code: &str) {
     // The node keeps working: the next good batch on the channel (the number
     // the receiver expects now) is applied.
     let expected = expected_seq(p);
-    plant_in(
-        &p.sup_inbound(),
-        "after",
-        &gzip(wire_batch(INSP, SUP, expected, &[RECORD]).as_bytes()),
-        &signing_key(&p.insp),
-    );
+    let good = gzip(wire_batch(INSP, SUP, expected, &[RECORD]).as_bytes());
+    plant_in(&p.sup_inbound(), "after", &good, &signing_key(&p.insp));
     let r = p.pass(&p.sup);
     assert_eq!((r.applied, r.quarantined, r.held), (1, 0, 0), "{r:?}");
 }
 
-fn sealed_by_insp(p: &Pair) -> SetName {
+pub(crate) fn sealed_by_insp(p: &Pair) -> SetName {
     p.drop_batch("b.xml", &sample_batch());
     let mut insp = p.insp();
     let name = sedx::send::seal_file(&mut insp, &p.insp.join("outbound/b.xml"), false)
@@ -85,7 +80,7 @@ fn sealed_by_insp(p: &Pair) -> SetName {
     name
 }
 
-fn flip_byte(path: &Path, at: usize) {
+pub(crate) fn flip_byte(path: &Path, at: usize) {
     let mut b = fs::read(path).unwrap();
     let i = at.min(b.len() - 1);
     b[i] ^= 0x40;
@@ -106,10 +101,11 @@ fn tampered_payload_with_a_new_checksum_fails_the_signature() {
     let name = sealed_by_insp(&p);
     let dir = p.sup_inbound();
     flip_byte(&name.payload(&dir), 100);
-    let d = digest_file(&name.payload(&dir)).unwrap();
+    let suite = p.suite();
+    let d = digest_of(&name.payload(&dir), suite);
     fs::write(
-        name.marker(&dir),
-        sedx::wire::set::Marker::line(&d.sha256_hex(), &name.payload_file()),
+        name.marker(&dir, suite),
+        sedx::wire::set::Marker::line(&d.marker_hex(suite), &name.payload_file()),
     )
     .unwrap();
     assert_refused(&p, &name, "SET-SIGNATURE");
@@ -117,20 +113,21 @@ fn tampered_payload_with_a_new_checksum_fails_the_signature() {
 
 #[test]
 fn set_signed_by_an_unknown_key_is_refused() {
-    let p = Pair::new();
+    // Ed25519 keys (the SM2 counterparts: tests/it/national.rs).
+    let p = Pair::with_suite(Suite::Ed25519);
     let stranger = PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519).unwrap();
     let name = plant_in(
         &p.sup_inbound(),
         "stranger",
         &gzip(wire_batch(INSP, SUP, 1, &[RECORD]).as_bytes()),
-        &stranger,
+        &stranger.into(),
     );
     assert_refused(&p, &name, "SET-SIGNATURE");
 }
 
 #[test]
 fn signer_who_is_not_the_sender_is_refused() {
-    let p = Pair::new();
+    let p = Pair::with_suite(Suite::Ed25519);
     let other = PrivateKey::random(&mut rand_core::OsRng, ssh_key::Algorithm::Ed25519).unwrap();
     let line = format!("insp-other {}\n", other.public_key().to_openssh().unwrap());
     let mut f = fs::OpenOptions::new()
@@ -142,7 +139,7 @@ fn signer_who_is_not_the_sender_is_refused() {
         &p.sup_inbound(),
         "impostor",
         &gzip(wire_batch(INSP, SUP, 1, &[RECORD]).as_bytes()),
-        &other,
+        &other.into(),
     );
     assert_refused(&p, &name, "SET-SIGNER");
 }
@@ -156,12 +153,12 @@ fn set_without_marker_waits_until_the_marker_arrives() {
         &gzip(wire_batch(INSP, SUP, 1, &[RECORD]).as_bytes()),
         &signing_key(&p.insp),
     );
-    let marker = fs::read(name.marker(&p.sup_inbound())).unwrap();
-    fs::remove_file(name.marker(&p.sup_inbound())).unwrap();
+    let marker = fs::read(name.marker(&p.sup_inbound(), p.suite())).unwrap();
+    fs::remove_file(name.marker(&p.sup_inbound(), p.suite())).unwrap();
     let r = p.pass(&p.sup);
     assert_eq!((r.applied, r.quarantined, r.shipped), (0, 0, 0));
     assert_eq!(files_in(&p.sup_inbound()).len(), 2);
-    fs::write(name.marker(&p.sup_inbound()), marker).unwrap();
+    fs::write(name.marker(&p.sup_inbound(), p.suite()), marker).unwrap();
     let r = p.pass(&p.sup);
     assert_eq!(r.applied, 1);
 }
@@ -317,6 +314,6 @@ fn garbage_marker_and_signature_are_refused() {
         b"-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n",
     )
     .unwrap();
-    fs::write(name.marker(&dir), b"this is not a checksum\n").unwrap();
+    fs::write(name.marker(&dir, p.suite()), b"this is not a checksum\n").unwrap();
     assert_refused(&p, &name, "SET-MARKER");
 }

@@ -48,7 +48,7 @@ impl City {
             (DIST, Role::Inspection),
             (STATION, Role::Inspection),
         ] {
-            let info = Node::init(&dir(id), id, role).unwrap();
+            let info = Node::init(&dir(id), id, role, Suite::Ed25519).unwrap();
             append(&sshd.authorized_keys, &info.login_public_key);
             infos.push(info);
         }
@@ -65,6 +65,7 @@ impl City {
             local_outbox: None,
             local_inbound: None,
             agency: None,
+            suite: None,
         };
         let save = |id: &str, peers: Vec<PeerConfig>, trusted: &[usize]| {
             let mut cfg = Config::load(&dir(id)).unwrap();

@@ -219,7 +219,7 @@ fn check_catches_each_misconfiguration_with_its_fix() {
         &["does not exist on the peer's server", "sedx peer add"],
     );
     // The peer's key is not trusted.
-    let signers = p.insp.join("keys/allowed_signers");
+    let signers = trust_file(&p.insp);
     let good = fs::read_to_string(&signers).unwrap();
     let without: String = good
         .lines()
@@ -227,9 +227,13 @@ fn check_catches_each_misconfiguration_with_its_fix() {
         .map(|l| format!("{l}\n"))
         .collect();
     fs::write(&signers, without).unwrap();
+    let missing = match p.suite() {
+        Suite::Ed25519 => "no key of sup-city in allowed_signers",
+        Suite::Sm2 => "sm2_trust has no key of sup-city",
+    };
     caught(
         outcome(sedx(&p.insp, &["check"])),
-        &["no key of sup-city in allowed_signers", "sedx peer add"],
+        &[missing, "sedx peer add"],
     );
     fs::write(&signers, good).unwrap();
     // A key readable by others.

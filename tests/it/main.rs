@@ -23,6 +23,7 @@ mod hub;
 mod join;
 mod memory;
 mod migrations;
+mod national;
 mod samples;
 mod security;
 mod service;

@@ -120,7 +120,7 @@ fn every_reason_code_has_an_invalid_sample_that_draws_it() {
     second.agency = Some("上海市电梯检测站".into());
     cfg.peers.push(second);
     cfg.save(&p.sup).unwrap();
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     let mut seq = 0;
     let invalid = samples("invalid");
     for path in &invalid {

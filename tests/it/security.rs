@@ -106,6 +106,7 @@ fn with_second_peer(p: &Pair) {
         local_outbox: None,
         local_inbound: None,
         agency: Some("上海市电梯检测站".into()),
+        suite: None,
     };
     cfg.peers.push(second);
     cfg.save(&p.sup).unwrap();
@@ -225,9 +226,10 @@ fn a_batch_id_reused_with_other_content_is_a_conflict_not_a_duplicate() {
     let r = p.pass(&p.sup);
     assert_eq!(r.applied, 1);
     let conflict = plant_in(&p.sup_inbound(), "second", &gzip(second.as_bytes()), &key);
-    let received_sha = sedx::wire::sshsig::digest_file(&conflict.payload(&p.sup_inbound()))
-        .unwrap()
-        .sha256_hex();
+    let received_sha =
+        sedx::wire::suite::digest_file(&conflict.payload(&p.sup_inbound()), Suite::Ed25519, &[])
+            .unwrap()
+            .sha256_hex();
     let r = p.pass(&p.sup);
     assert_eq!((r.quarantined, r.duplicates, r.applied), (1, 0, 0), "{r:?}");
     let db = p.sup.join("store.sqlite");
@@ -361,7 +363,7 @@ fn sets_in_an_inbound_folder_of_no_peer_are_reported() {
 // ---- 2. Links and foreign sets in outbound ----------------------------------
 
 /// A sealed set made in a staging folder, its files then put into `out`.
-fn staged_set(p: &Pair, name: &str, key: &ssh_key::PrivateKey) -> (SetName, std::path::PathBuf) {
+fn staged_set(p: &Pair, name: &str, key: &TestKey) -> (SetName, std::path::PathBuf) {
     let staging = p.tmp.path().join("staging");
     fs::create_dir_all(&staging).unwrap();
     let xml = wire_batch(INSP, SUP, 1, &[&numbered_equipment(1)]);
@@ -389,16 +391,11 @@ fn links_to_secrets_in_a_dropped_set_are_never_followed_or_sent() {
     // Three complete sets, each with one part a link to a secret of the node.
     for (i, part) in ["payload", "sig", "marker"].iter().enumerate() {
         let (name, staging) = staged_set(&p, &format!("evil-{part}"), &key);
-        for (k, (from, to)) in name
-            .files(&staging)
-            .iter()
-            .zip(name.files(&out))
-            .enumerate()
-        {
+        for (k, (from, to)) in parts(&name, &staging, &out).iter().enumerate() {
             if k == i {
-                std::os::unix::fs::symlink(p.insp.join("keys/signing_ed25519"), &to).unwrap();
+                std::os::unix::fs::symlink(p.insp.join("keys/signing_ed25519"), to).unwrap();
             } else {
-                fs::rename(from, &to).unwrap();
+                fs::rename(from, to).unwrap();
             }
         }
     }
@@ -449,12 +446,12 @@ fn a_set_in_outbound_not_signed_by_this_node_is_not_sent() {
     let out = p.insp.join("outbound");
     // Signed by the peer's key: a local writer replaying what it once received.
     let (name, staging) = staged_set(&p, "foreign", &signing_key(&p.sup));
-    for (from, to) in name.files(&staging).iter().zip(name.files(&out)) {
+    for (from, to) in parts(&name, &staging, &out) {
         fs::rename(from, to).unwrap();
     }
     // Signed by this node, but the payload swapped after sealing.
     let (name, staging) = staged_set(&p, "swapped", &signing_key(&p.insp));
-    for (from, to) in name.files(&staging).iter().zip(name.files(&out)) {
+    for (from, to) in parts(&name, &staging, &out) {
         fs::rename(from, to).unwrap();
     }
     fs::write(
@@ -752,7 +749,7 @@ fn a_pull_never_downloads_more_than_the_payload_limit() {
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     let name = plant_in(&staging, "a-big", &big, &signing_key(&p.sup));
-    for (from, to) in name.files(&staging).iter().zip(name.files(&outbox)) {
+    for (from, to) in parts(&name, &staging, &outbox) {
         fs::rename(from, to).unwrap();
     }
     let r = p.pass(&p.insp);

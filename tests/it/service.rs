@@ -335,7 +335,7 @@ fn a_failure_is_logged_once_and_the_recovery_too() {
 #[test]
 fn refused_records_are_logged_by_reason_code() {
     let p = Pair::new();
-    let key = sedx::wire::sshsig::load_private_key(&p.insp.join("keys/signing_ed25519")).unwrap();
+    let key = signing_key(&p.insp);
     let good = "<equipment><registrationCode>31103101012006050001</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>";
     let bad_code = |i: u32| {
         format!("<equipment><registrationCode>BAD{i}</registrationCode><category>3110</category><userUnit>U</userUnit></equipment>")
@@ -384,7 +384,7 @@ fn acknowledgments_leave_while_a_long_inbound_queue_is_applied() {
     let arrived = |p: &Pair| {
         files_in(&p.insp.join("inbound").join(SUP))
             .iter()
-            .filter(|f| f.ends_with(".sha256"))
+            .filter(|f| is_marker(f))
             .count() as u32
     };
     let early = arrived(&p);
@@ -406,7 +406,7 @@ fn acknowledgments_leave_while_a_long_inbound_queue_is_applied() {
 fn quarantine_items_are_retried_once_fixed_or_dismissed_with_a_reason() {
     let p = Pair::new();
     // Supervision does not know the inspection node's key yet.
-    let signers = p.sup.join("keys/allowed_signers");
+    let signers = trust_file(&p.sup);
     let trusted = std::fs::read_to_string(&signers).unwrap();
     let without: String = trusted
         .lines()
@@ -577,11 +577,7 @@ fn sighup_reloads_the_configuration_without_a_restart() {
     std::fs::write(&toml, text).unwrap();
     configure(&p.insp, |c| c.peers[0].host_key = good);
     hup();
-    let arrived = wait_for(|| {
-        files_in(&p.sup_inbound())
-            .iter()
-            .any(|f| f.ends_with(".sha256"))
-    });
+    let arrived = wait_for(|| files_in(&p.sup_inbound()).iter().any(|f| is_marker(f)));
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -1,6 +1,7 @@
 //! The recipes of docs/format.md, run as written: a set made with gzip,
 //! sha256sum and ssh-keygen and uploaded with sftp is accepted; a set sedx made
-//! passes sha256sum -c and ssh-keygen -Y verify.
+//! passes sha256sum -c and ssh-keygen -Y verify (the Ed25519 suite; the SM2
+//! suite's OpenSSL recipes: tests/it/national.rs).
 
 use crate::common::*;
 use std::fs;
@@ -36,7 +37,7 @@ fn sh(script: &str, dir: &Path, env: &[(&str, String)]) {
 
 #[test]
 fn set_made_with_standard_tools_is_accepted() {
-    let p = Pair::new();
+    let p = Pair::with_suite(Suite::Ed25519);
     let hand = p.tmp.path().join("hand");
     fs::create_dir_all(&hand).unwrap();
     let id = uuid::Uuid::new_v4();
@@ -86,7 +87,7 @@ fn set_made_with_standard_tools_is_accepted() {
 
 #[test]
 fn set_made_by_hand_and_dropped_into_outbound_is_shipped_as_it_is() {
-    let p = Pair::new();
+    let p = Pair::with_suite(Suite::Ed25519);
     let hand = p.tmp.path().join("hand");
     fs::create_dir_all(&hand).unwrap();
     let xml = equipment_batch(1, 2).replace(
@@ -123,7 +124,7 @@ fn set_made_by_hand_and_dropped_into_outbound_is_shipped_as_it_is() {
 
 #[test]
 fn sets_made_by_sedx_pass_sha256sum_and_ssh_keygen() {
-    let p = Pair::new();
+    let p = Pair::with_suite(Suite::Ed25519);
     p.drop_batch("b1.xml", &sample_batch());
     p.pass(&p.insp);
     p.pass(&p.sup);
@@ -202,7 +203,7 @@ fn lines(path: &Path) -> Vec<String> {
 /// answers, and reads the answers to its own batches.
 #[test]
 fn a_participant_without_sedx_pulls_answers_and_reads_its_answers() {
-    let p = Pair::new();
+    let p = Pair::with_suite(Suite::Ed25519);
     let mut hub = sedx::context::config::Config::load(&p.sup).unwrap();
     hub.peers[0].transport = sedx::context::config::Transport::Local;
     hub.save(&p.sup).unwrap();
