@@ -42,7 +42,8 @@ pub fn marker(data: &[u8]) {
     let _ = Marker::parse(data);
 }
 
-/// An SSHSIG signature, checked against the data after it and a fixed trust list.
+/// A signature of either suite (SSHSIG armour, SM2 DER), checked against the
+/// data after it and a fixed trust list; and the two trust files' parsers.
 pub fn signature(data: &[u8]) {
     let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     let (sig, payload) = data.split_at(split);
@@ -57,7 +58,19 @@ pub fn signature(data: &[u8]) {
         .unwrap_or_default();
         let _ = trust.check(&parsed, "insp-city", "sedx-batch", &digest);
     }
-    let _ = AllowedSigners::parse(&String::from_utf8_lossy(data));
+    if let Ok(sm2) = crate::wire::sm2sig::parse_sig(sig) {
+        let key = crate::wire::sm2sig::Sm2Public::from_base64(
+            "MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAEGjsLLzc9gxmRdRMTnbHpW2XXM+0vwIy7ohKNKKgBIwB3EuoNSnTGQv4HoPMf2gRX0pyPvkZn86w+p+5PUYG8fw==",
+        );
+        if let Ok(key) = key {
+            let mut h = Hashing::new(crate::wire::suite::Suite::Sm2, &[key.z()]);
+            h.update(payload);
+            let _ = key.verifies(&h.finish().signed[0], &sm2);
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let _ = AllowedSigners::parse(&text);
+    let _ = crate::wire::sm2sig::Sm2Trust::parse(&text);
 }
 
 /// A gzip payload: expanded under the cap, then the XML stages.

@@ -494,9 +494,15 @@ pub fn sign_payload(dir: &Path, name: &sedx::wire::set::SetName, key: &TestKey, 
     let digest = digest_of(&name.payload(dir), Suite::Ed25519);
     let sig = sedx::wire::sshsig::sign(key, namespace, &digest).unwrap();
     std::fs::write(name.sig(dir), sig).unwrap();
+    write_marker(dir, name, Suite::Ed25519);
+}
+
+/// (Re)write a set's marker of `suite` for the payload as it is now.
+pub fn write_marker(dir: &Path, name: &sedx::wire::set::SetName, suite: Suite) {
+    let d = digest_of(&name.payload(dir), suite);
     std::fs::write(
-        name.marker(dir, Suite::Ed25519),
-        sedx::wire::set::Marker::line(&digest.sha256_hex(), &name.payload_file()),
+        name.marker(dir, suite),
+        sedx::wire::set::Marker::line(&d.marker_hex(suite), &name.payload_file()),
     )
     .unwrap();
 }
@@ -722,4 +728,56 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The shell block that follows `<!-- recipe:TAG -->` in docs/format.md.
+pub fn recipe(tag: &str) -> String {
+    let doc = std::fs::read_to_string(repo().join("docs/format.md")).unwrap();
+    let at = doc
+        .find(&format!("<!-- recipe:{tag} -->"))
+        .unwrap_or_else(|| panic!("no recipe {tag}"));
+    let rest = &doc[at..];
+    let start = rest.find("```sh\n").unwrap() + 6;
+    let end = rest[start..].find("```").unwrap();
+    rest[start..start + end].to_string()
+}
+
+/// Run a recipe with bash (-euo pipefail) in `dir` with these variables.
+pub fn shell(script: &str, dir: &Path, env: &[(&str, String)]) -> std::process::Output {
+    Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .unwrap()
+}
+
+/// [`shell`], which must succeed.
+pub fn sh(script: &str, dir: &Path, env: &[(&str, String)]) {
+    let out = shell(script, dir, env);
+    assert!(
+        out.status.success(),
+        "recipe failed:\n{script}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+}
+
+/// Append a line to a file that exists.
+pub fn append_line(path: &Path, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    writeln!(f, "{line}").unwrap();
+}
+
+/// The reason file of a set the supervision node quarantined from the
+/// inspection node.
+pub fn reason_of(p: &Pair, name: &str) -> String {
+    std::fs::read_to_string(
+        p.sup
+            .join("quarantine")
+            .join(INSP)
+            .join(format!("{name}.reason.txt")),
+    )
+    .unwrap_or_else(|e| panic!("no reason for {name}: {e}"))
 }

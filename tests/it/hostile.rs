@@ -101,13 +101,7 @@ fn tampered_payload_with_a_new_checksum_fails_the_signature() {
     let name = sealed_by_insp(&p);
     let dir = p.sup_inbound();
     flip_byte(&name.payload(&dir), 100);
-    let suite = p.suite();
-    let d = digest_of(&name.payload(&dir), suite);
-    fs::write(
-        name.marker(&dir, suite),
-        sedx::wire::set::Marker::line(&d.marker_hex(suite), &name.payload_file()),
-    )
-    .unwrap();
+    write_marker(&dir, &name, p.suite());
     assert_refused(&p, &name, "SET-SIGNATURE");
 }
 

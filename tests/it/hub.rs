@@ -25,12 +25,6 @@ struct City {
     _tmp: tempfile::TempDir,
 }
 
-fn append(path: &Path, line: &str) {
-    use std::io::Write;
-    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
-    writeln!(f, "{line}").unwrap();
-}
-
 impl City {
     fn new() -> City {
         let tmp = tempfile::tempdir().unwrap();
@@ -49,7 +43,7 @@ impl City {
             (STATION, Role::Inspection),
         ] {
             let info = Node::init(&dir(id), id, role, Suite::Ed25519).unwrap();
-            append(&sshd.authorized_keys, &info.login_public_key);
+            append_line(&sshd.authorized_keys, &info.login_public_key);
             infos.push(info);
         }
         let peer = |id: &str, remote_inbound: PathBuf| PeerConfig {
@@ -75,7 +69,7 @@ impl City {
             cfg.peers = peers;
             cfg.save(&dir(id)).unwrap();
             for &i in trusted {
-                append(
+                append_line(
                     &dir(id).join("keys/allowed_signers"),
                     &infos[i].allowed_signers_line,
                 );

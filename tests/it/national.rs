@@ -18,31 +18,21 @@ fn good_batch(seq: u64) -> Vec<u8> {
 /// A fresh SM2 key, as OpenSSL makes it, in `dir`.
 fn stranger_key(dir: &Path, name: &str) -> Sm2Key {
     let path = dir.join(format!("{name}.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:SM2",
-            "-out",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:SM2",
+                "-out",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap(),
     );
     Sm2Key::load(&path).unwrap()
-}
-
-fn append(path: &Path, line: &str) {
-    let mut text = fs::read_to_string(path).unwrap_or_default();
-    text.push_str(line);
-    text.push('\n');
-    fs::write(path, text).unwrap();
 }
 
 #[test]
@@ -113,12 +103,7 @@ fn a_set_sealed_with_sm2_on_an_ed25519_channel_is_refused_as_the_wrong_suite() {
 fn a_set_marked_in_both_suites_is_refused() {
     let p = Pair::with_suite(Suite::Sm2);
     let name = plant_sm2(&p.sup_inbound(), "both", &good_batch(1), &sm2_key(&p.insp));
-    let d = digest_of(&name.payload(&p.sup_inbound()), Suite::Ed25519);
-    fs::write(
-        name.marker(&p.sup_inbound(), Suite::Ed25519),
-        sedx::wire::set::Marker::line(&d.sha256_hex(), &name.payload_file()),
-    )
-    .unwrap();
+    write_marker(&p.sup_inbound(), &name, Suite::Ed25519);
     assert_refused(&p, &name, "SET-SUITE");
 }
 
@@ -134,19 +119,13 @@ fn an_sm2_set_signed_by_an_unknown_key_is_refused() {
 fn an_sm2_set_signed_with_another_trusted_nodes_key_is_refused_as_the_wrong_signer() {
     let p = Pair::with_suite(Suite::Sm2);
     let other = stranger_key(p.tmp.path(), "other");
-    append(
+    append_line(
         &p.sup.join("keys/sm2_trust"),
         &Sm2Trust::line("insp-other", other.public()),
     );
     let name = plant_sm2(&p.sup_inbound(), "impostor", &good_batch(1), &other);
     assert_refused(&p, &name, "SET-SIGNER");
-    let reason = fs::read_to_string(
-        p.sup
-            .join("quarantine")
-            .join(INSP)
-            .join("impostor.reason.txt"),
-    )
-    .unwrap();
+    let reason = reason_of(&p, "impostor");
     assert!(reason.contains("insp-other"), "{reason}");
 }
 
@@ -164,12 +143,7 @@ fn a_tampered_sm2_payload_with_a_new_sm3_marker_fails_the_signature() {
     let name = sealed_by_insp(&p);
     let dir = p.sup_inbound();
     flip_byte(&name.payload(&dir), 100);
-    let d = digest_of(&name.payload(&dir), Suite::Sm2);
-    fs::write(
-        name.marker(&dir, Suite::Sm2),
-        sedx::wire::set::Marker::line(&d.marker_hex(Suite::Sm2), &name.payload_file()),
-    )
-    .unwrap();
+    write_marker(&dir, &name, Suite::Sm2);
     assert_refused(&p, &name, "SET-SIGNATURE");
 }
 
@@ -193,65 +167,20 @@ fn openssls_empty_default_id_is_refused_with_the_fix_named() {
     let name = SetName::new("no-distid").unwrap();
     fs::write(name.payload(&dir), good_batch(1)).unwrap();
     let key = p.insp.join("keys/signing_sm2.pem");
-    let out = Command::new("openssl")
-        .args(["dgst", "-sm3", "-sign"])
-        .arg(&key)
-        .arg("-out")
-        .arg(name.sig(&dir))
-        .arg(name.payload(&dir))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout(
+        Command::new("openssl")
+            .args(["dgst", "-sm3", "-sign"])
+            .arg(&key)
+            .arg("-out")
+            .arg(name.sig(&dir))
+            .arg(name.payload(&dir))
+            .output()
+            .unwrap(),
     );
-    let d = digest_of(&name.payload(&dir), Suite::Sm2);
-    fs::write(
-        name.marker(&dir, Suite::Sm2),
-        sedx::wire::set::Marker::line(&d.marker_hex(Suite::Sm2), &name.payload_file()),
-    )
-    .unwrap();
+    write_marker(&dir, &name, Suite::Sm2);
     assert_refused(&p, &name, "SET-SIGNATURE");
-    let reason = fs::read_to_string(
-        p.sup
-            .join("quarantine")
-            .join(INSP)
-            .join("no-distid.reason.txt"),
-    )
-    .unwrap();
+    let reason = reason_of(&p, "no-distid");
     assert!(reason.contains("distid:1234567812345678"), "{reason}");
-}
-
-/// The shell block that follows `<!-- recipe:TAG -->` in docs/format.md.
-fn recipe(tag: &str) -> String {
-    let doc = fs::read_to_string(repo().join("docs/format.md")).unwrap();
-    let at = doc
-        .find(&format!("<!-- recipe:{tag} -->"))
-        .unwrap_or_else(|| panic!("no recipe {tag}"));
-    let rest = &doc[at..];
-    let start = rest.find("```sh\n").unwrap() + 6;
-    let end = rest[start..].find("```").unwrap();
-    rest[start..start + end].to_string()
-}
-
-fn sh(script: &str, dir: &Path, env: &[(&str, String)]) -> std::process::Output {
-    Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap()
-}
-
-fn sh_ok(script: &str, dir: &Path, env: &[(&str, String)]) {
-    let out = sh(script, dir, env);
-    assert!(
-        out.status.success(),
-        "recipe failed:\n{script}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -279,7 +208,7 @@ fn an_sm2_set_made_with_openssl_alone_is_accepted() {
             ("REMOTE_DIR", p.sup_inbound().display().to_string()),
         ]
     };
-    sh_ok(&recipe("sm2-key"), &hand, &env(""));
+    sh(&recipe("sm2-key"), &hand, &env(""));
     let line = fs::read_to_string(hand.join(format!("{INSP}.sm2_trust"))).unwrap();
     // The hub trusts only this key for the participant from now on.
     fs::write(
@@ -293,14 +222,14 @@ fn an_sm2_set_made_with_openssl_alone_is_accepted() {
         &format!(r#"id="{id}" from="insp-city" to="sup-city" seq="1" created="2026-11-27T02:00:00+08:00" count="8">"#),
     );
     fs::write(hand.join("by-openssl.xml"), xml).unwrap();
-    sh_ok(&recipe("sm2-seal"), &hand, &env("by-openssl"));
+    sh(&recipe("sm2-seal"), &hand, &env("by-openssl"));
     let host_key = fs::read_to_string(&p.sshd.host_key).unwrap();
     fs::write(
         hand.join("known_hosts"),
         format!("[127.0.0.1]:{} {}", p.sshd.port, host_key),
     )
     .unwrap();
-    sh_ok(&recipe("upload"), &hand, &env("by-openssl"));
+    sh(&recipe("upload"), &hand, &env("by-openssl"));
     assert_eq!(
         files_in(&p.sup_inbound()),
         vec![
@@ -328,13 +257,7 @@ fn an_sm2_set_made_with_openssl_alone_is_accepted() {
     );
     let r = p.pass(&p.sup);
     assert_eq!((r.applied, r.quarantined), (0, 1));
-    let reason = fs::read_to_string(
-        p.sup
-            .join("quarantine")
-            .join(INSP)
-            .join("old-key.reason.txt"),
-    )
-    .unwrap();
+    let reason = reason_of(&p, "old-key");
     assert!(reason.starts_with("SET-SIGNATURE"), "{reason}");
 }
 
@@ -377,20 +300,20 @@ fn sm2_sets_made_by_sedx_verify_with_openssl() {
     .unwrap();
     let env =
         |name: &str, sender: &str| vec![("NAME", name.to_string()), ("SENDER", sender.into())];
-    sh_ok(&recipe("sm2-check"), &check, &env(&batch, INSP));
+    sh(&recipe("sm2-check"), &check, &env(&batch, INSP));
     let xml = fs::read_to_string(check.join(format!("{batch}.xml"))).unwrap();
     assert!(xml.contains("31103101012006050007") && xml.contains(r#"seq="1""#));
-    sh_ok(&recipe("sm2-check"), &check, &env(&ack, SUP));
+    sh(&recipe("sm2-check"), &check, &env(&ack, SUP));
     // It fails when it should: the wrong signer, a changed byte.
     assert!(
-        !sh(&recipe("sm2-check"), &check, &env(&batch, SUP))
+        !shell(&recipe("sm2-check"), &check, &env(&batch, SUP))
             .status
             .success(),
         "a batch is not accepted as signed by the other node"
     );
     flip_byte(&check.join(format!("{ack}.xml.gz")), 50);
     assert!(
-        !sh(&recipe("sm2-check"), &check, &env(&ack, SUP))
+        !shell(&recipe("sm2-check"), &check, &env(&ack, SUP))
             .status
             .success(),
         "a changed byte fails the check"
@@ -402,34 +325,27 @@ fn init_and_cards_carry_the_suite_and_peer_add_makes_an_sm2_channel() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let init = |dir: &Path, id: &str, role: &str, suite: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_sedx"))
-            .arg("init")
-            .arg(dir)
-            .args(["--id", id, "--role", role])
-            .args(suite)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout(
+            Command::new(env!("CARGO_BIN_EXE_sedx"))
+                .arg("init")
+                .arg(dir)
+                .args(["--id", id, "--role", role])
+                .args(suite)
+                .output()
+                .unwrap(),
+        )
     };
     let said = init(&a, "sup-a", "supervision", &["--suite", "sm2"]);
     assert!(said.contains("sm2"), "{said}");
     init(&b, "insp-b", "inspection", &[]);
     // The SM2 key is OpenSSL's format, private to the node.
     let key = a.join("keys/signing_sm2.pem");
-    let out = Command::new("openssl")
-        .args(["pkey", "-noout", "-in"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout(
+        Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&key)
+            .output()
+            .unwrap(),
     );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -437,7 +353,7 @@ fn init_and_cards_carry_the_suite_and_peer_add_makes_an_sm2_channel() {
         0o600
     );
     let card = tmp.path().join("a.card");
-    let out = sedx(
+    stdout(sedx(
         &a,
         &[
             "card",
@@ -448,23 +364,13 @@ fn init_and_cards_carry_the_suite_and_peer_add_makes_an_sm2_channel() {
             "--out",
             card.to_str().unwrap(),
         ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let text = fs::read_to_string(&card).unwrap();
     assert!(
         text.contains(r#"suite = "sm2""#) && text.contains("sm2_key = "),
         "{text}"
     );
-    let out = sedx(&b, &["peer", "add", card.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout(sedx(&b, &["peer", "add", card.to_str().unwrap()]));
     let cfg = sedx::context::config::Config::load(&b).unwrap();
     assert_eq!(cfg.suite_of("sup-a"), Suite::Sm2);
     let trust = Sm2Trust::load(&b.join("keys/sm2_trust")).unwrap();

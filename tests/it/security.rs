@@ -483,16 +483,6 @@ fn plant_batch(p: &Pair, name: &str, doc: &[u8]) -> SetName {
     plant_in(&p.sup_inbound(), name, &gzip(doc), &signing_key(&p.insp))
 }
 
-fn reason_of(p: &Pair, name: &str) -> String {
-    fs::read_to_string(
-        p.sup
-            .join("quarantine")
-            .join(INSP)
-            .join(format!("{name}.reason.txt")),
-    )
-    .unwrap_or_else(|e| panic!("no reason for {name}: {e}"))
-}
-
 #[test]
 fn a_record_hidden_from_the_validator_by_the_encoding_is_never_applied() {
     let p = Pair::new();

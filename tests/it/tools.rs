@@ -8,33 +8,6 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-/// The shell block that follows `<!-- recipe:TAG -->` in docs/format.md.
-fn recipe(tag: &str) -> String {
-    let doc = fs::read_to_string(repo().join("docs/format.md")).unwrap();
-    let at = doc
-        .find(&format!("<!-- recipe:{tag} -->"))
-        .unwrap_or_else(|| panic!("no recipe {tag}"));
-    let rest = &doc[at..];
-    let start = rest.find("```sh\n").unwrap() + 6;
-    let end = rest[start..].find("```").unwrap();
-    rest[start..start + end].to_string()
-}
-
-fn sh(script: &str, dir: &Path, env: &[(&str, String)]) {
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "recipe failed:\n{script}\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn set_made_with_standard_tools_is_accepted() {
     let p = Pair::with_suite(Suite::Ed25519);
