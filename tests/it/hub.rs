@@ -73,6 +73,7 @@ impl City {
                     &dir(id).join("keys/allowed_signers"),
                     &infos[i].allowed_signers_line,
                 );
+                append_line(&dir(id).join("keys/sm2_trust"), &infos[i].sm2_trust_line);
             }
             for p in &cfg.peers {
                 fs::create_dir_all(dir(id).join("inbound").join(&p.id)).unwrap();
@@ -80,16 +81,26 @@ impl City {
         };
         let mut to_city = peer(CITY, dir(CITY).join("inbound").join(HUB));
         to_city.agency = Some(CI.into());
+        // The hub's channels differ in suite: the city institute's is Ed25519,
+        // the district's and the pulling station's SM2/SM3 (each set on both sides).
         let mut to_dist = peer(DIST, dir(DIST).join("inbound").join(HUB));
         to_dist.agency = Some(PD.into());
+        to_dist.suite = Some(Suite::Sm2);
         let mut to_station = peer(STATION, PathBuf::new());
         to_station.transport = Transport::Local;
         to_station.agency = Some(ST.into());
+        to_station.suite = Some(Suite::Sm2);
         save(HUB, vec![to_city, to_dist, to_station], &[1, 2, 3]);
-        for id in [CITY, DIST] {
-            save(id, vec![peer(HUB, dir(HUB).join("inbound").join(id))], &[0]);
-        }
+        save(
+            CITY,
+            vec![peer(HUB, dir(HUB).join("inbound").join(CITY))],
+            &[0],
+        );
+        let mut from_dist = peer(HUB, dir(HUB).join("inbound").join(DIST));
+        from_dist.suite = Some(Suite::Sm2);
+        save(DIST, vec![from_dist], &[0]);
         let mut pulling = peer(HUB, dir(HUB).join("inbound").join(STATION));
+        pulling.suite = Some(Suite::Sm2);
         pulling.transport = Transport::Pull;
         pulling.remote_outbox = Some(dir(HUB).join("outbox").join(STATION).display().to_string());
         save(STATION, vec![pulling], &[0]);
@@ -361,4 +372,28 @@ fn responsibility_decisions_reach_every_agency_concerned() {
     assert_eq!(sent(CITY), ["proposal.xml"]);
     assert_eq!(sent(DIST), ["r-pd-1.xml", "r-pd-3.xml"]);
     assert_eq!(sent(STATION), ["r-st-1.xml", "request.xml"]);
+
+    // Each channel kept its suite, both ways (the station's through pulls).
+    let markers = |dir: PathBuf| -> Vec<String> {
+        let mut m: Vec<String> = files_in(&dir)
+            .into_iter()
+            .filter(|f| is_marker(f))
+            .map(|f| f.rsplit('.').next().unwrap().to_string())
+            .collect();
+        m.dedup();
+        m
+    };
+    for (id, suite) in [(CITY, "sha256"), (DIST, "sm3"), (STATION, "sm3")] {
+        assert_eq!(markers(c.node(id).join("sent")), [suite], "{id} sent");
+        assert_eq!(
+            markers(c.node(id).join("archive").join(HUB)),
+            [suite],
+            "{id} received"
+        );
+        assert_eq!(
+            markers(c.hub.join("archive").join(id)),
+            [suite],
+            "the hub received from {id}"
+        );
+    }
 }
