@@ -258,8 +258,10 @@ pub struct Sm2Trust {
     entries: Vec<(String, Sm2Public)>,
 }
 
-/// At most this many keys are tried when telling why a signature failed.
-const DIAGNOSE_MAX: usize = 64;
+/// Telling why a signature failed reads the payload once more, hashing it for
+/// each key tried: at most this many bytes hashed in all (a refused set must
+/// not cost much more than an accepted one).
+const DIAGNOSE_BUDGET: u64 = 256 << 20;
 
 impl Sm2Trust {
     pub fn parse(text: &str) -> Result<Sm2Trust> {
@@ -329,6 +331,14 @@ impl Sm2Trust {
         if keys.is_empty() {
             return Err(Sm2Error::NoKey(peer.to_string()));
         }
+        let invalid = || Sm2Error::Invalid {
+            peer: peer.to_string(),
+            keys: keys
+                .iter()
+                .map(|k| k.fingerprint())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
         for (key, e) in keys.iter().zip(signed) {
             if key.verifies(e, sig) {
                 return Ok((*key).clone());
@@ -342,7 +352,12 @@ impl Sm2Trust {
                 .filter(|(i, k)| i != peer && !keys.contains(&k))
                 .map(|(i, k)| (Some(i.as_str()), k, k.z)),
         );
-        suspects.truncate(DIAGNOSE_MAX);
+        let size = std::fs::metadata(payload).map(|m| m.len()).unwrap_or(u64::MAX);
+        let affordable = (DIAGNOSE_BUDGET / size.max(1)) as usize;
+        suspects.truncate(affordable);
+        if suspects.is_empty() {
+            return Err(invalid());
+        }
         let z: Vec<[u8; 32]> = suspects.iter().map(|s| s.2).collect();
         if let Ok(d) = crate::wire::suite::digest_file(payload, crate::wire::suite::Suite::Sm2, &z)
         {
@@ -358,14 +373,7 @@ impl Sm2Trust {
                 }
             }
         }
-        Err(Sm2Error::Invalid {
-            peer: peer.to_string(),
-            keys: keys
-                .iter()
-                .map(|k| k.fingerprint())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        Err(invalid())
     }
 }
 
