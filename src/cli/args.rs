@@ -105,7 +105,7 @@ pub struct InitArgs {
     /// The suite of this node's channels: ed25519 (SSHSIG, SHA-256) or sm2
     /// (SM2 signatures with SM3, SM3 markers: GB/T 39786). Both signing keys
     /// are made either way; a [[peer]] may set its own.
-    #[arg(long, default_value = "ed25519", value_parser = sedx::tools::demo::parse_suite)]
+    #[arg(long, value_enum, default_value_t = sedx::wire::suite::Suite::Ed25519)]
     pub suite: sedx::wire::suite::Suite,
 }
 
@@ -366,7 +366,7 @@ pub enum PeerCmd {
         agency: Option<String>,
         /// The channel's suite, ed25519 or sm2 (default: the card's); the peer
         /// must set the same.
-        #[arg(long, value_parser = sedx::tools::demo::parse_suite)]
+        #[arg(long, value_enum)]
         suite: Option<sedx::wire::suite::Suite>,
     },
 }

@@ -146,10 +146,11 @@ impl Node {
         })
     }
 
-    /// Read sedx.toml, allowed_signers, sm2_trust and the SM2 key again (SIGHUP): a fixed pin, a new
-    /// peer or key takes effect without a restart. On any error the node keeps
-    /// the configuration it has. Open connections are closed and every peer is
-    /// tried again at once. The node's id and store cannot change this way.
+    /// Read sedx.toml, allowed_signers, sm2_trust and the SM2 key again
+    /// (SIGHUP): a fixed pin, a new peer or key takes effect without a restart.
+    /// On any error the node keeps the configuration it has. Open connections
+    /// are closed and every peer is tried again at once. The node's id and
+    /// store cannot change this way.
     pub fn reload(&mut self) -> Result<()> {
         let cfg = Config::load(&self.layout.root)?;
         if cfg.node.id != self.cfg.node.id || cfg.node.store != self.cfg.node.store {

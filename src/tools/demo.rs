@@ -32,13 +32,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub existing: bool,
     /// The suite of the channel between the two nodes: ed25519 or sm2.
-    #[arg(long, default_value = "ed25519", value_parser = parse_suite)]
+    #[arg(long, value_enum, default_value_t = Suite::Ed25519)]
     pub suite: Suite,
-}
-
-/// A suite named on the command line.
-pub fn parse_suite(text: &str) -> std::result::Result<Suite, String> {
-    Suite::parse(text).ok_or_else(|| format!("{text:?} is not a suite: ed25519 or sm2"))
 }
 
 pub const SAMPLE_BATCH: &str = include_str!("../../samples/batch-inspection.xml");

@@ -352,7 +352,9 @@ impl Sm2Trust {
                 .filter(|(i, k)| i != peer && !keys.contains(&k))
                 .map(|(i, k)| (Some(i.as_str()), k, k.z)),
         );
-        let size = std::fs::metadata(payload).map(|m| m.len()).unwrap_or(u64::MAX);
+        let size = std::fs::metadata(payload)
+            .map(|m| m.len())
+            .unwrap_or(u64::MAX);
         let affordable = (DIAGNOSE_BUDGET / size.max(1)) as usize;
         suspects.truncate(affordable);
         if suspects.is_empty() {
