@@ -185,7 +185,7 @@ fn take(node: &mut Node, inc: Incoming<'_>, report: &mut PassReport) -> Result<T
 }
 
 /// A set that stopped the node or failed too often: only bounded steps are
-/// taken (the signature, the first 64 KiB of the document for its header), so
+/// taken (the signature, the start of the document for its header), so
 /// that an authentic batch still uses up its sequence number and is answered.
 fn put_aside(
     node: &mut Node,
@@ -204,11 +204,11 @@ fn put_aside(
     let Some(verified) = verify_or_refuse(node, inc, report)? else {
         return Ok(TakeOutcome::Done);
     };
-    // Only the first 64 KiB are expanded: enough for the header.
+    // Only the start is expanded: enough for the header.
     let scratch = crate::context::files::Scratch::new_in(&node.layout.work, "poison");
     if verified.kind == DocKind::Batch {
         let mut limits = node.cfg.expand_limits();
-        limits.max_bytes = 64 << 10;
+        limits.max_bytes = validate::HEAD_BYTES;
         let _ = validate::expand(&name.payload(dir), scratch.path(), limits);
     }
     refuse_authentic(node, inc, &verified, scratch.path(), &rej, report)

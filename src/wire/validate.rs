@@ -115,16 +115,19 @@ fn expand_into(gz: &Path, w: &mut impl Write, limits: ExpandLimits) -> Result<u6
     Ok(done?.bytes)
 }
 
+/// How much of a document is expanded to read only its start (its root and
+/// header): more than the decoder's first piece (its 4 KiB prolog and a 64 KiB
+/// read), which is written whole or not at all.
+pub const HEAD_BYTES: u64 = 256 << 10;
+
 /// The kind of document a payload holds, from its root element: the start of
-/// the payload (at most 256 KiB expanded) through the same decoder as a full
+/// the payload ([`HEAD_BYTES`] expanded) through the same decoder as a full
 /// expansion, so that the kind is the one the XSD check will see. None when
 /// that start is not a readable root.
 pub fn peek_kind(gz: &Path, limits: ExpandLimits) -> Option<DocKind> {
     let mut head = Vec::new();
     let limits = ExpandLimits {
-        // Above the decoder's first piece (its 4 KiB prolog and a 64 KiB read),
-        // which is written whole or not at all.
-        max_bytes: 256 << 10,
+        max_bytes: HEAD_BYTES,
         ..limits
     };
     // Stopping at the cap is expected: the root is in what came before.

@@ -681,15 +681,18 @@ fn oversized_inputs_are_refused_in_bounded_memory_and_never_block_the_channel() 
 #[test]
 fn a_set_that_keeps_stopping_the_node_is_put_aside_and_the_next_goes_through() {
     let p = Pair::new();
+    // Larger than the 64 KiB read for the header of a set put aside.
+    let records: Vec<String> = (1..=800).map(numbered_equipment).collect();
+    let records: Vec<&str> = records.iter().map(String::as_str).collect();
     plant_batch(
         &p,
         "a-poison",
-        wire_batch(INSP, SUP, 1, &[&numbered_equipment(1)]).as_bytes(),
+        wire_batch(INSP, SUP, 1, &records).as_bytes(),
     );
     plant_batch(
         &p,
         "b-good",
-        wire_batch(INSP, SUP, 2, &[&numbered_equipment(2)]).as_bytes(),
+        wire_batch(INSP, SUP, 2, &[&numbered_equipment(900)]).as_bytes(),
     );
     // The first set stops the process every time it is worked on (as the kernel
     // would kill a process for memory).
