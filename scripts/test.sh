@@ -14,4 +14,4 @@ SEDX_TEST_STORE=postgres cargo test --locked --test it -- exchange:: crash:: hos
 # The exchange's suites once more on an SM2/SM3 channel (the national
 # algorithms; their own attacks and OpenSSL recipes are in national::).
 SEDX_TEST_SUITE=sm2 cargo test --locked --test it -- exchange:: crash:: hostile:: faults:: domain:: \
-  security:: service:: encodings:: samples:: standby:: transfer:: join:: hub::
+  security:: service:: encodings:: samples:: standby:: transfer:: join:: hub:: cli:: gen:: deploy::
