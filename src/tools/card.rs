@@ -262,30 +262,22 @@ pub fn add(
         card.id,
         card.signing_key.trim()
     );
-    let mut text = std::fs::read_to_string(&signers).at(&signers)?;
+    let text = std::fs::read_to_string(&signers).at(&signers)?;
     if !text.lines().any(|l| l.trim() == line) {
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(&line);
-        text.push('\n');
+        let text = with_line(text, &line);
         crate::wire::sshsig::AllowedSigners::parse(&text)?;
         crate::context::files::write_atomic(&signers, text.as_bytes())?;
     }
     if !card.sm2_key.is_empty() {
         let path = layout.resolve(&cfg.node.sm2_trust);
         let key = Sm2Public::from_base64(&card.sm2_key)?;
-        let mut text = match std::fs::read_to_string(&path) {
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e).at(&path),
         };
         if !Sm2Trust::parse(&text)?.keys_of(&card.id).contains(&&key) {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text.push_str(&Sm2Trust::line(&card.id, &key));
-            text.push('\n');
+            let text = with_line(text, &Sm2Trust::line(&card.id, &key));
             crate::context::files::write_atomic(&path, text.as_bytes())?;
         }
     }
@@ -298,4 +290,14 @@ pub fn add(
         peer,
         login_key: card.login_key.trim().to_string(),
     })
+}
+
+/// A trust file's text with `line` added on a line of its own.
+fn with_line(mut text: String, line: &str) -> String {
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(line);
+    text.push('\n');
+    text
 }

@@ -81,8 +81,9 @@ pub fn pull_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
     Ok(())
 }
 
-/// Download a set's three files (its marker the one `suite` lists) (the payload at most `max` bytes, the others at
-/// most a few KiB), marker last; the bytes resumed from earlier attempts.
+/// Download a set's three files, its marker in `suite` (the payload at most
+/// `max` bytes, the others at most a few KiB), marker last; the bytes resumed
+/// from earlier attempts.
 fn download(
     link: &PeerSession,
     remote: &str,

@@ -93,7 +93,7 @@ impl SetName {
         dir.join(format!("{}{SIG}", self.0))
     }
     pub fn marker(&self, dir: &Path, suite: Suite) -> PathBuf {
-        dir.join(format!("{}{}", self.0, marker_ext(suite)))
+        dir.join(self.marker_file(suite))
     }
     pub fn marker_file(&self, suite: Suite) -> String {
         format!("{}{}", self.0, marker_ext(suite))
@@ -108,10 +108,6 @@ impl SetName {
     /// Whether the set is complete in `dir`: a marker of either suite is there.
     pub fn is_complete(&self, dir: &Path) -> bool {
         !self.marked(dir).is_empty()
-    }
-    /// Its marker in `dir` (of the first suite present), for its time of arrival.
-    pub fn present_marker(&self, dir: &Path) -> Option<PathBuf> {
-        self.marked(dir).first().map(|&s| self.marker(dir, s))
     }
     /// Every file a set may have, in the order they are written and shipped:
     /// markers last. Callers skip those that are absent.

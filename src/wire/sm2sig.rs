@@ -94,12 +94,6 @@ impl Sm2Public {
             .map_err(|e| Error::Key(format!("not an SM2 public key (SubjectPublicKeyInfo): {e}")))
     }
 
-    pub fn from_pem(text: &str) -> Result<Sm2Public> {
-        PublicKey::from_public_key_pem(text.trim())
-            .map(Sm2Public::new)
-            .map_err(|e| Error::Key(format!("not an SM2 public key in PEM: {e}")))
-    }
-
     fn der(&self) -> Vec<u8> {
         self.key
             .to_public_key_der()
@@ -312,10 +306,6 @@ impl Sm2Trust {
             .collect()
     }
 
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(i, _)| i.as_str())
-    }
-
     /// Check `sig` over a payload whose signed hashes were computed for
     /// `keys_of(peer)`, in that order. When none verifies, the payload is read
     /// once more (refusals only) to say why: another trusted node's key, or
@@ -434,7 +424,8 @@ mod tests {
         assert!(Sm2Trust::parse("insp-1 AAAA").is_err());
         assert!(Sm2Trust::parse("../x MFkw").is_err());
         let pem = key.public().to_pem();
-        assert_eq!(&Sm2Public::from_pem(&pem).unwrap(), key.public());
+        let read = PublicKey::from_public_key_pem(&pem).map(Sm2Public::new);
+        assert_eq!(&read.unwrap(), key.public());
         assert!(key.public().fingerprint().starts_with("SM3:"));
     }
 }

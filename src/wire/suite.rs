@@ -52,10 +52,6 @@ impl Suite {
         }
     }
 
-    pub fn parse(text: &str) -> Option<Suite> {
-        Suite::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     /// For people: the signature and the marker's digest.
     pub fn describe(self) -> &'static str {
         match self {
@@ -224,7 +220,15 @@ mod tests {
         );
         let e = Hashing::default();
         assert!(e.sha512.is_some() && e.sm3.is_none());
-        assert_eq!(Suite::parse("sm2"), Some(Suite::Sm2));
-        assert_eq!(Suite::parse("SM2"), None);
+        use clap::ValueEnum;
+        assert_eq!(Suite::from_str("sm2", false), Ok(Suite::Sm2));
+        assert!(Suite::from_str("SM2", false).is_err());
+        for s in Suite::ALL {
+            assert_eq!(
+                Suite::from_str(s.as_str(), false),
+                Ok(s),
+                "one name for {s:?}"
+            );
+        }
     }
 }

@@ -124,7 +124,7 @@ pub fn whoami() -> String {
 pub fn test_suite() -> Suite {
     std::env::var("SEDX_TEST_SUITE")
         .ok()
-        .and_then(|s| Suite::parse(&s))
+        .and_then(|s| <Suite as clap::ValueEnum>::from_str(&s, false).ok())
         .unwrap_or_default()
 }
 
@@ -476,20 +476,7 @@ pub fn plant_signed(
 pub fn sign_payload(dir: &Path, name: &sedx::wire::set::SetName, key: &TestKey, namespace: &str) {
     let key = match key {
         TestKey::Ed25519(key) => key,
-        TestKey::Sm2(key) => {
-            let digest =
-                sedx::wire::suite::digest_file(&name.payload(dir), Suite::Sm2, &[key.public().z()])
-                    .unwrap();
-            sedx::wire::seal::finish(
-                dir,
-                name,
-                sedx::wire::seal::Sealer::Sm2(key),
-                sedx::wire::document::DocKind::Batch,
-                &digest,
-            )
-            .unwrap();
-            return;
-        }
+        TestKey::Sm2(key) => return sign_sm2(dir, name, key),
     };
     let digest = digest_of(&name.payload(dir), Suite::Ed25519);
     let sig = sedx::wire::sshsig::sign(key, namespace, &digest).unwrap();
@@ -532,18 +519,23 @@ pub fn plant_sm2(
 ) -> sedx::wire::set::SetName {
     let name = sedx::wire::set::SetName::new(name).unwrap();
     std::fs::write(name.payload(dir), gz).unwrap();
+    sign_sm2(dir, &name, key);
+    name
+}
+
+/// Sign (SM2) and mark (SM3) the payload already in `dir`, as sedx seals it.
+fn sign_sm2(dir: &Path, name: &sedx::wire::set::SetName, key: &sedx::wire::sm2sig::Sm2Key) {
     let digest =
         sedx::wire::suite::digest_file(&name.payload(dir), Suite::Sm2, &[key.public().z()])
             .unwrap();
     sedx::wire::seal::finish(
         dir,
-        &name,
+        name,
         sedx::wire::seal::Sealer::Sm2(key),
         sedx::wire::document::DocKind::Batch,
         &digest,
     )
     .unwrap();
-    name
 }
 
 /// The file that trusts the peers' signing keys in the node's suite
