@@ -240,7 +240,7 @@ fn load_sm2_key(layout: &Layout, cfg: &Config) -> Result<Option<Sm2Key>> {
 fn missing_sm2_key(layout: &Layout, cfg: &Config) -> Error {
     let path = layout.resolve(&cfg.node.sm2_signing_key);
     Error::Config(format!(
-        "a channel uses the SM2 suite but there is no SM2 signing key at {p}: make one with \
+        "缺少 SM2 签名密钥 / a channel uses the SM2 suite but there is no SM2 signing key at {p}: make one with \
          `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:SM2 -out {p} && chmod 600 {p}`, \
          then add its public key to the peers' sm2_trust (`sedx card` carries it)",
         p = path.display()

@@ -97,7 +97,7 @@ pub fn ship_all(node: &mut Node, report: &mut PassReport, force: bool) -> Result
                 let rej = Reject::new(
                     Code::SetSuite,
                     format!(
-                        "sealed with {} but the channel with {} uses {} (its suite changed after this set was sealed) and the peer would refuse it; drop the records again to send them in the channel's suite",
+                        "通道的密码套件已变更，此批次未发送，请重新投放记录 / sealed with {} but the channel with {} uses {} (its suite changed after this set was sealed) and the peer would refuse it; drop the records again to send them in the channel's suite",
                         verified.suite.describe(),
                         r.to,
                         channel.describe()

@@ -51,7 +51,7 @@ pub fn suite_of(
             return Err(Reject::new(
                 Code::SetSuite,
                 format!(
-                    "{} has markers of two suites ({} and {}); a set has one",
+                    "两种套件的标记并存 / {} has markers of two suites ({} and {}); a set has one",
                     name.payload_file(),
                     name.marker_file(Suite::Ed25519),
                     name.marker_file(Suite::Sm2)
@@ -63,7 +63,7 @@ pub fn suite_of(
         Some(channel) if channel != suite => Err(Reject::new(
             Code::SetSuite,
             format!(
-                "set is sealed with {} ({}), but the channel with {peer} uses {} (sedx.toml [[peer]] suite = \"{}\"); both sides must set the same suite",
+                "密码套件与通道不符，双方须设置相同的 suite / set is sealed with {} ({}), but the channel with {peer} uses {} (sedx.toml [[peer]] suite = \"{}\"); both sides must set the same suite",
                 suite.describe(),
                 name.marker_file(suite),
                 channel.describe(),
